@@ -1,0 +1,42 @@
+"""JSON lines through ujson, one flushed line per item.
+
+Registered as the ``jsonl`` format in FEED_EXPORTERS. Each line is built in
+full and written with one call, then flushed, so a killed crawl leaves at most
+one torn last line (which the next run of the job cuts off). On the job's own
+feed (item_export_kwargs ``plt_job_feed``) it records each product as
+exported, in the job state, right after its line is flushed.
+"""
+
+from __future__ import annotations
+
+from typing import IO, TYPE_CHECKING, Any
+
+import ujson
+from scrapy.exporters import BaseItemExporter
+
+from plt.jobstate import JobState
+
+if TYPE_CHECKING:
+    from scrapy.crawler import Crawler
+
+
+class UjsonLinesExporter(BaseItemExporter):
+    def __init__(self, file: IO[bytes], *, job_state: JobState | None = None, **kwargs: Any):
+        super().__init__(dont_fail=True, **kwargs)
+        self.file = file
+        self.job_state = job_state
+        self.encoding = self.encoding or "utf-8"
+
+    @classmethod
+    def from_crawler(cls, crawler: Crawler, file: IO[bytes], **kwargs: Any) -> UjsonLinesExporter:
+        job_feed = kwargs.pop("plt_job_feed", False)
+        state = JobState.for_crawler(crawler) if job_feed else None
+        return cls(file, job_state=state, **kwargs)
+
+    def export_item(self, item: Any) -> None:
+        fields = dict(self._get_serialized_fields(item))
+        line = ujson.dumps(fields, ensure_ascii=False, escape_forward_slashes=False) + "\n"
+        self.file.write(line.encode(self.encoding))
+        self.file.flush()
+        if self.job_state is not None and self.job_state.db is not None:
+            self.job_state.mark_exported(fields["product_id"], self.file.tell())

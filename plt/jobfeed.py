@@ -1,0 +1,42 @@
+"""The job's own feed: ``<JOBDIR>/items.jsonl``, always present, appended to.
+
+It is the record of what the job exported, so it is added to FEEDS even when
+``-o``/``-O`` name other outputs (those are written as well).
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from plt.jobstate import ITEMS_FILE
+
+if TYPE_CHECKING:
+    from scrapy.crawler import Crawler
+    from scrapy.settings import Settings
+
+logger = logging.getLogger(__name__)
+
+
+class JobFeedAddon:
+    def __init__(self, crawler: Crawler) -> None:
+        self.crawler = crawler
+
+    def update_settings(self, settings: Settings) -> None:
+        jobdir = settings.get("JOBDIR")
+        if not jobdir:
+            return
+        path = Path(jobdir).resolve() / ITEMS_FILE
+        feeds = settings.getdict("FEEDS")
+        uri = path.as_uri()
+        if uri in feeds or str(path) in feeds:
+            raise ValueError(f"{path} is the job's own feed; -o/-O must name another file")
+        feeds[uri] = {
+            "format": "jsonl",
+            "overwrite": False,
+            "encoding": "utf-8",
+            "item_export_kwargs": {"plt_job_feed": True},
+        }
+        settings.set("FEEDS", feeds, priority=max(settings.getpriority("FEEDS") or 0, 20))
+        logger.info("Items of this job go to %s", path)

@@ -1,0 +1,68 @@
+"""scrapy-deltafetch on current Scrapy, keyed by exported products.
+
+scrapy-deltafetch 2.1.0 has only a synchronous ``process_spider_output`` (which
+Scrapy >= 2.16 refuses) and marks a key when the spider yields an item, before
+the pipelines and the feed have written it. This subclass keeps its settings
+(DELTAFETCH_ENABLED), its request keys (``meta["deltafetch_key"]``, here the
+product id) and its stats, streams the output asynchronously, and looks keys
+up in the job state's export record, which is written only once a product's
+line is flushed to the items file. The record belongs to the job directory:
+a new day's job (a new JOBDIR) starts with none.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from typing import TYPE_CHECKING, Any
+
+from scrapy import Request
+from scrapy_deltafetch.middleware import DeltaFetch
+
+from plt.jobstate import JobState
+
+if TYPE_CHECKING:
+    from scrapy import Spider
+    from scrapy.crawler import Crawler
+    from scrapy.http import Response
+
+logger = logging.getLogger(__name__)
+
+
+class _ExportedKeys:
+    """The ``db`` DeltaFetch consults: product ids (as bytes) already exported."""
+
+    def __init__(self, state: JobState) -> None:
+        self.state = state
+
+    def __contains__(self, key: bytes) -> bool:
+        return key.isdigit() and self.state.db is not None and self.state.is_exported(int(key))
+
+
+class ExportedDeltaFetch(DeltaFetch):
+    @classmethod
+    def from_crawler(cls, crawler: Crawler) -> ExportedDeltaFetch:
+        mw = super().from_crawler(crawler)
+        mw.db = _ExportedKeys(JobState.for_crawler(crawler))
+        return mw
+
+    def spider_opened(self, spider: Spider) -> None:
+        """The export record lives in the job state; there is no dbm file to open."""
+
+    def spider_closed(self, spider: Spider) -> None:
+        """Nothing to close: the job state is closed by the scheduler."""
+
+    async def process_spider_output(
+        self, response: Response, result: AsyncIterator[Any], spider: Spider | None = None
+    ) -> AsyncIterator[Any]:
+        async for obj in result:
+            if (
+                isinstance(obj, Request)
+                and "deltafetch_key" in obj.meta
+                and self._is_enabled_for_request(obj)
+                and self._get_key(obj) in self.db
+            ):
+                logger.debug("Ignoring already exported: %s", obj)
+                self.stats.inc_value("deltafetch/skipped")
+                continue
+            yield obj

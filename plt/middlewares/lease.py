@@ -1,0 +1,43 @@
+"""Settle a request's lease once everything its callback produced is durable.
+
+By the time a callback's output is exhausted, the scraper has already handed
+each yielded request to the scheduler, which stored it. Responses that yielded
+an item are settled by the export instead (the item is durable only once its
+line is in the items file), through the product id stored with the lease.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import TYPE_CHECKING, Any
+
+from scrapy import Request
+
+from plt.jobstate import JobState
+from plt.scheduler import LEASE_KEY
+
+if TYPE_CHECKING:
+    from scrapy import Spider
+    from scrapy.crawler import Crawler
+    from scrapy.http import Response
+
+
+class LeaseMiddleware:
+    def __init__(self, crawler: Crawler) -> None:
+        self.state = JobState.for_crawler(crawler)
+
+    @classmethod
+    def from_crawler(cls, crawler: Crawler) -> LeaseMiddleware:
+        return cls(crawler)
+
+    async def process_spider_output(
+        self, response: Response, result: AsyncIterator[Any], spider: Spider | None = None
+    ) -> AsyncIterator[Any]:
+        produced_item = False
+        async for obj in result:
+            if not isinstance(obj, Request):
+                produced_item = True
+            yield obj
+        lease_id = response.request.meta.get(LEASE_KEY) if response.request else None
+        if lease_id is not None and not produced_item and self.state.db is not None:
+            self.state.settle(lease_id)

@@ -1,0 +1,170 @@
+"""A scheduler whose frontier and seen set live in the crash-safe job state.
+
+Scrapy's default scheduler keeps JOBDIR queues that survive only a clean stop
+(after SIGKILL the disk queue's header and ``active.json`` are stale) and a
+``requests.seen`` file that already holds the fingerprints of requests that
+were in flight. Here a request is queued, leased and settled in SQLite, so a
+resumed job re-fetches exactly the requests that were leased when it died.
+
+Deduplication is part of the enqueue (one ``INSERT OR IGNORE`` on the
+fingerprint), so DUPEFILTER_CLASS is not used by this scheduler.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import logging
+from typing import TYPE_CHECKING, Any
+
+import ujson
+from scrapy.core.scheduler import BaseScheduler
+from scrapy.exceptions import CloseSpider
+from scrapy.utils.request import request_from_dict, request_to_dict
+
+from plt.jobstate import JobState, JobStateError
+
+if TYPE_CHECKING:
+    from scrapy import Request, Spider
+    from scrapy.crawler import Crawler
+
+logger = logging.getLogger(__name__)
+
+LEASE_KEY = "plt_lease"
+
+
+def request_to_json(request: Request, spider: Spider) -> str:
+    """JSON, not pickle: bytes fields are carried as latin-1 text."""
+    d = request_to_dict(request, spider=spider)
+    d["body"] = d["body"].decode("latin-1")
+    d["headers"] = {
+        k.decode("latin-1"): [v.decode("latin-1") for v in vs] for k, vs in d["headers"].items()
+    }
+    d["meta"] = {k: v for k, v in d["meta"].items() if k != LEASE_KEY}
+    return ujson.dumps(d, reject_bytes=True)
+
+
+def request_from_json(data: str, spider: Spider) -> Request:
+    d: dict[str, Any] = ujson.loads(data)
+    d["body"] = d["body"].encode("latin-1")
+    d["headers"] = {k: [v.encode("latin-1") for v in vs] for k, vs in d["headers"].items()}
+    return request_from_dict(d, spider=spider)
+
+
+class JobScheduler(BaseScheduler):
+    def __init__(self, crawler: Crawler) -> None:
+        self.crawler = crawler
+        self.stats = crawler.stats
+        self.state = JobState.for_crawler(crawler)
+        self.fingerprinter = crawler.request_fingerprinter
+        self.debug_dupes = crawler.settings.getbool("DUPEFILTER_DEBUG")
+        # Requests that cannot be stored as JSON stay in memory, like Scrapy's
+        # own fallback; scheduler/unserializable counts them.
+        self._memory: list[tuple[int, int, Request]] = []
+        self._order = itertools.count()
+        self._logged_dupe = False
+
+    @classmethod
+    def from_crawler(cls, crawler: Crawler) -> JobScheduler:
+        return cls(crawler)
+
+    def open(self, spider: Spider) -> None:
+        self.spider = spider
+        try:
+            self.state.open()
+        except JobStateError as exc:
+            logger.error("%s", exc)
+            self.stats.set_value("plt/job/state_error", str(exc))
+            raise CloseSpider("job_state_error") from None
+        state = self.state
+        if state.jobdir is None:
+            return
+        self.stats.set_value("plt/job/requeued", state.requeued_on_open)
+        if state.get_meta("finished", False):
+            logger.info(
+                "Job %s is finished: %d products in %s. Nothing to do "
+                "(-s PLT_JOB_RESET=1 starts it over).",
+                state.jobdir,
+                state.exported_count(),
+                state.items_path,
+            )
+            raise CloseSpider("finished")
+        if state.resumed:
+            logger.info(
+                "Resuming job %s: %d products done, %d partial items, %d requests queued "
+                "(%d were in flight when it stopped).",
+                state.jobdir,
+                state.exported_count(),
+                state.pending_count(),
+                state.queued,
+                state.requeued_on_open,
+            )
+        else:
+            logger.info("New job in %s", state.jobdir)
+
+    def close(self, reason: str) -> None:
+        state = self.state
+        if state.db is None:
+            return
+        if reason == "finished" and not self.has_pending_requests() and state.leased == 0:
+            state.set_meta("finished", True)
+        self.stats.set_value("plt/pending_items", state.pending_count())
+        state.close()
+
+    def has_pending_requests(self) -> bool:
+        return self.state.queued > 0 or bool(self._memory)
+
+    def enqueue_request(self, request: Request) -> bool:
+        fp = None if request.dont_filter else self.fingerprinter.fingerprint(request).hex()
+        try:
+            data = request_to_json(request, self.spider)
+        except (ValueError, TypeError, OverflowError) as exc:
+            return self._enqueue_memory(request, fp, exc)
+        product_id = request.cb_kwargs.get("product_id")
+        if not isinstance(product_id, int):
+            product_id = None
+        if not self.state.add_request(fp, request.priority, data, product_id):
+            self._log_dupe(request)
+            return False
+        self.stats.inc_value("scheduler/enqueued/disk")
+        self.stats.inc_value("scheduler/enqueued")
+        return True
+
+    def _enqueue_memory(self, request: Request, fp: str | None, exc: Exception) -> bool:
+        # Still recorded as seen, so the request is not queued twice.
+        if fp is not None and not self.state.add_request(fp, request.priority, "", None):
+            self._log_dupe(request)
+            return False
+        logger.warning("Unable to store %s in the job state (%s); kept in memory", request, exc)
+        self.stats.inc_value("scheduler/unserializable")
+        self.stats.inc_value("scheduler/enqueued/memory")
+        self.stats.inc_value("scheduler/enqueued")
+        heapq.heappush(self._memory, (-request.priority, next(self._order), request))
+        return True
+
+    def _log_dupe(self, request: Request) -> None:
+        self.stats.inc_value("dupefilter/filtered")
+        if self.debug_dupes or not self._logged_dupe:
+            self._logged_dupe = True
+            logger.debug("Filtered duplicate request: %s", request)
+
+    def next_request(self) -> Request | None:
+        if self._memory:
+            self.stats.inc_value("scheduler/dequeued/memory")
+            self.stats.inc_value("scheduler/dequeued")
+            return heapq.heappop(self._memory)[2]
+        row = self.state.lease_next()
+        if row is None:
+            return None
+        lease_id, data = row
+        request = request_from_json(data, self.spider)
+        request.meta[LEASE_KEY] = lease_id
+        self.stats.inc_value("scheduler/dequeued/disk")
+        self.stats.inc_value("scheduler/dequeued")
+        return request
+
+    def __len__(self) -> int:
+        return self.state.queued + len(self._memory)
+
+    def queue_sizes(self) -> dict[str, int]:
+        return {"disk": self.state.queued, "memory": len(self._memory), "leased": self.state.leased}

@@ -1,0 +1,72 @@
+"""Settings of the PLT project. Each PLT_ setting is documented in the README.
+
+A memory profile (``-s PROFILE=1gb``, see settings_profiles/) overrides the
+budget-bound values here; ``-s`` and spider custom_settings override both.
+"""
+
+BOT_NAME = "plt"
+SPIDER_MODULES = ["plt.spiders"]
+NEWSPIDER_MODULE = "plt.spiders"
+COMMANDS_MODULE = "plt.commands"
+
+# The retailer. With SHOP_URL unset the crawl starts the bundled demo retailer.
+SHOP_URL = None
+STOCK_API_URL = None
+PLT_EMBEDDED_SHOP = True
+PLT_EMBEDDED_SHOP_OPTIONS: dict = {}
+
+ROBOTSTXT_OBEY = False
+USER_AGENT = "plt (+https://example.invalid/plt)"
+CONCURRENT_REQUESTS = 16
+# One retailer host serves (almost) everything: let it use the whole budget.
+CONCURRENT_REQUESTS_PER_DOMAIN = 16
+DOWNLOAD_TIMEOUT = 60
+RETRY_TIMES = 3
+TELNETCONSOLE_ENABLED = False
+LOG_LEVEL = "INFO"
+
+ADDONS = {
+    "plt.shopaddon.EmbeddedShopAddon": 10,
+    "plt.jobfeed.JobFeedAddon": 20,
+}
+
+# Job state: frontier, seen set, leases and partial items in SQLite (JOBDIR).
+SCHEDULER = "plt.scheduler.JobScheduler"
+PLT_JOB_RESET = False
+
+DOWNLOADER_MIDDLEWARES = {
+    # Wire side of HttpCompressionMiddleware (590): trims product pages.
+    "plt.middlewares.headonly.HeadOnlyMiddleware": 595,
+}
+PLT_HEAD_ONLY_ENABLED = True
+
+SPIDER_MIDDLEWARES = {
+    # Outermost: settles a lease after everything else has seen the output.
+    "plt.middlewares.lease.LeaseMiddleware": 10,
+    "plt.middlewares.deltafetch.ExportedDeltaFetch": 100,
+}
+DELTAFETCH_ENABLED = True
+
+ITEM_PIPELINES = {
+    "plt.pipelines.ExactlyOncePipeline": 900,
+}
+
+EXTENSIONS = {
+    # Scrapy's SpiderState pickles spider.state into JOBDIR; a job directory
+    # must never be able to run code when it is loaded.
+    "scrapy.extensions.spiderstate.SpiderState": None,
+}
+
+FEED_EXPORTERS = {
+    "jsonl": "plt.exporters.UjsonLinesExporter",
+    "jsonlines": "plt.exporters.UjsonLinesExporter",
+}
+FEED_EXPORT_ENCODING = "utf-8"
+
+SPIDER_CONTRACTS = {
+    "plt.contracts.ShopUrlContract": 1,
+    "plt.contracts.StockUrlContract": 1,
+    "plt.contracts.WithPendingItemContract": 5,
+    "plt.contracts.ListingPageContract": 10,
+    "plt.contracts.PendingItemContract": 10,
+}

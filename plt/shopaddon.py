@@ -1,0 +1,61 @@
+"""Start the bundled demo retailer when no SHOP_URL is given.
+
+``scrapy crawl product`` with SHOP_URL unset crawls a demo retailer that this
+add-on starts on a free loopback port in a child process (so its memory and
+CPU are not the crawler's) and stops when the engine stops. A job directory
+remembers the port, so a resumed job finds its queued URLs served again.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from scrapy import signals
+
+from plt.shop.catalog import ShopConfig
+from plt.shop.process import ShopProcess
+
+if TYPE_CHECKING:
+    from scrapy.crawler import Crawler
+    from scrapy.settings import Settings
+
+logger = logging.getLogger(__name__)
+
+PORT_FILE = "embedded-shop-port"
+
+
+class EmbeddedShopAddon:
+    def __init__(self, crawler: Crawler) -> None:
+        self.crawler = crawler
+        self.shop: ShopProcess | None = None
+
+    def update_settings(self, settings: Settings) -> None:
+        if settings.get("SHOP_URL") or not settings.getbool("PLT_EMBEDDED_SHOP"):
+            return
+        fields = {f.name for f in dataclasses.fields(ShopConfig)}
+        options = settings.getdict("PLT_EMBEDDED_SHOP_OPTIONS")
+        unknown = set(options) - fields
+        if unknown:
+            raise ValueError(
+                f"PLT_EMBEDDED_SHOP_OPTIONS: unknown option(s) {sorted(unknown)}; "
+                f"known: {sorted(fields)}"
+            )
+        jobdir = settings.get("JOBDIR")
+        port_file = Path(jobdir) / PORT_FILE if jobdir else None
+        port = int(port_file.read_text()) if port_file and port_file.exists() else 0
+        self.shop = ShopProcess(ShopConfig(**options), port=port)
+        self.shop.start()
+        if port_file:
+            port_file.parent.mkdir(parents=True, exist_ok=True)
+            port_file.write_text(str(self.shop.port))
+        logger.info("No SHOP_URL given: crawling the demo retailer at %s", self.shop.url)
+        settings.set("SHOP_URL", self.shop.url, priority="cmdline")
+        self.crawler.signals.connect(self.engine_stopped, signal=signals.engine_stopped)
+
+    def engine_stopped(self) -> None:
+        if self.shop is not None:
+            self.shop.stop()
+            self.shop = None

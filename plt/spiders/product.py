@@ -1,0 +1,235 @@
+"""The retailer's products: listing -> product page -> stock API.
+
+Memory stays flat because nothing that grows with the crawl lives in the
+process: listing pages are chained one at a time and rank below product and
+stock requests, so the frontier is about one listing page deep; requests carry
+only ids in ``cb_kwargs``; the product-page fields wait for their stock answer
+in the job state on disk; and product pages arrive trimmed to their product
+block (see plt.middlewares.headonly).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from typing import Any
+from urllib.parse import urljoin
+
+import scrapy
+from scrapy.http import Response
+from twisted.python.failure import Failure
+
+from plt.jobstate import JobState
+from plt.middlewares.headonly import ResponseTooLarge
+from plt.parsing import (
+    StockError,
+    page_count,
+    parse_listing,
+    parse_product,
+    parse_stock,
+    stock_col_num,
+)
+from plt.scheduler import LEASE_KEY
+
+logger = logging.getLogger(__name__)
+
+# Higher runs first: finish the products in hand before opening the next page.
+LISTING_PRIORITY = 0
+PRODUCT_PRIORITY = 10
+STOCK_PRIORITY = 20
+PRODUCT_BLOCK_END = "</main>"
+ITEM_FIELDS = (
+    "product_id",
+    "url",
+    "date",
+    "name",
+    "active_col_num",
+    "all_col_nums",
+    "old_price",
+    "current_price",
+    "currency",
+    "image_urls_full",
+    "stock_jsons",
+)
+
+
+class ProductSpider(scrapy.Spider):
+    name = "product"
+
+    @classmethod
+    def from_crawler(cls, crawler: Any, *args: Any, **kwargs: Any) -> ProductSpider:
+        spider = super().from_crawler(crawler, *args, **kwargs)
+        shop_url = crawler.settings.get("SHOP_URL")
+        if not shop_url:
+            raise ValueError("SHOP_URL is not set (and the embedded demo retailer is off)")
+        spider.shop_url = shop_url
+        spider.stock_api_url = crawler.settings.get("STOCK_API_URL") or shop_url
+        spider.job = JobState.for_crawler(crawler)
+        return spider
+
+    async def start(self) -> AsyncIterator[Any]:
+        # On a resumed job this request is a duplicate and is dropped: the
+        # frontier comes back from the job state instead.
+        yield self.listing_request(1)
+
+    # -- request factories ----------------------------------------------------
+
+    def listing_request(self, page: int, pages: int | None = None) -> scrapy.Request:
+        cb_kwargs: dict[str, Any] = {"page": page}
+        if pages is not None:
+            cb_kwargs["pages"] = pages
+        return scrapy.Request(
+            urljoin(self.shop_url, f"/products?page={page}"),
+            callback=self.parse_listing,
+            errback=self.request_failed,
+            cb_kwargs=cb_kwargs,
+            priority=LISTING_PRIORITY,
+        )
+
+    def product_request(self, url: str, product_id: int) -> scrapy.Request:
+        return scrapy.Request(
+            url,
+            callback=self.parse_product,
+            errback=self.request_failed,
+            cb_kwargs={"product_id": product_id},
+            priority=PRODUCT_PRIORITY,
+            meta={
+                "plt_head_until": PRODUCT_BLOCK_END,
+                "deltafetch_key": str(product_id),
+                "handle_httpstatus_list": [404],
+            },
+        )
+
+    def stock_request(self, product_id: int, col_num: int) -> scrapy.Request:
+        return scrapy.Request(
+            urljoin(self.stock_api_url, f"/api/stock/{col_num}"),
+            callback=self.parse_stock,
+            errback=self.stock_failed,
+            cb_kwargs={"product_id": product_id, "col_num": col_num},
+            priority=STOCK_PRIORITY,
+        )
+
+    # -- callbacks --------------------------------------------------------------
+
+    async def parse_listing(
+        self, response: Response, page: int, pages: int | None = None
+    ) -> AsyncIterator[Any]:
+        """A listing page: its products, then the next page.
+
+        @shop_url /products?page=1
+        @cb_kwargs {"page": 1}
+        @returns requests 49 49
+        @listing_total
+        """
+        listing = parse_listing(response.selector)
+        if pages is None:
+            if listing.total is None:
+                logger.error("No total count on %s; following the next links", response.url)
+                self.crawler.stats.inc_value("plt/listing/no_total")
+            else:
+                pages = page_count(listing.total)
+                self.crawler.stats.set_value("plt/products/total", listing.total)
+                logger.info("%d products on %d listing pages", listing.total, pages)
+        self.crawler.stats.inc_value("plt/listing/pages")
+        for href, product_id in zip(listing.product_urls, listing.product_ids, strict=True):
+            yield self.product_request(response.urljoin(href), product_id)
+        if (page < pages) if pages is not None else listing.has_next:
+            yield self.listing_request(page + 1, pages)
+
+    async def parse_product(self, response: Response, product_id: int) -> AsyncIterator[Any]:
+        """A product page, trimmed to its product block: the stock request.
+
+        @shop_url /product/p-1047
+        @cb_kwargs {"product_id": 1047}
+        @returns requests 1 1
+        @returns items 0 0
+        @pending_item
+        """
+        stats = self.crawler.stats
+        if response.status == 404:
+            stats.inc_value("plt/product/withdrawn")
+            return
+        fields = parse_product(response.selector, response.url)
+        if fields is None:
+            logger.warning("No product block on %s", response.url)
+            stats.inc_value("plt/product/no_product_block")
+            return
+        fields["date"] = self.crawl_date
+        if fields["active_col_num"] is None:
+            stats.inc_value("plt/product/no_active_colour")
+        col_num = stock_col_num(fields)
+        if col_num is None:
+            stats.inc_value("plt/product/no_colours")
+            yield make_item(fields, None)
+            return
+        self.job.put_pending(product_id, fields)
+        yield self.stock_request(product_id, col_num)
+
+    async def parse_stock(
+        self, response: Response, product_id: int, col_num: int
+    ) -> AsyncIterator[Any]:
+        """The stock answer completes the item waiting in the job state.
+
+        @stock_url /api/stock/10470
+        @cb_kwargs {"product_id": 1047, "col_num": 10470}
+        @with_pending_item
+        @returns items 1 1
+        @scrapes product_id url date name all_col_nums currency stock_jsons
+        """
+        try:
+            stock = parse_stock(response.body)
+        except StockError as exc:
+            self.crawler.stats.inc_value(f"plt/stock/{exc.kind}")
+            logger.debug("Stock of product %d (%s): %s", product_id, response.url, exc)
+            stock = None
+        item = self._complete(product_id, stock)
+        if item is not None:
+            yield item
+
+    # -- errbacks ---------------------------------------------------------------
+
+    async def stock_failed(self, failure: Failure) -> AsyncIterator[Any]:
+        """The stock call failed for good: the product is exported without stock."""
+        product_id = failure.request.cb_kwargs["product_id"]
+        self.crawler.stats.inc_value("plt/stock/failed")
+        logger.warning("Stock lookup failed for product %d: %s", product_id, failure.value)
+        item = self._complete(product_id, None)
+        if item is not None:
+            yield item
+
+    async def request_failed(self, failure: Failure) -> AsyncIterator[Any]:
+        request = failure.request
+        kind = "product" if "product_id" in request.cb_kwargs else "listing"
+        if failure.check(ResponseTooLarge):
+            self.crawler.stats.inc_value(f"plt/{kind}/too_large")
+        else:
+            self.crawler.stats.inc_value(f"plt/{kind}/failed")
+        logger.error("Giving up on %s: %s", request.url, failure.value)
+        lease_id = request.meta.get(LEASE_KEY)
+        if lease_id is not None and self.job.db is not None:
+            self.job.settle(lease_id)
+        return
+        yield  # an async generator, like the callbacks
+
+    # -- helpers ----------------------------------------------------------------
+
+    @property
+    def crawl_date(self) -> str:
+        """The job's start, ISO 8601 UTC, the same for every item of the job."""
+        return self.job.get_meta("started_at")
+
+    def _complete(self, product_id: int, stock: list[Any] | None) -> dict[str, Any] | None:
+        fields = self.job.get_pending(product_id)
+        if fields is None:
+            # Happens only if the job state was edited by hand.
+            self.crawler.stats.inc_value("plt/stock/no_pending_item")
+            logger.warning("No partial item for product %d; stock answer ignored", product_id)
+            return None
+        return make_item(fields, stock)
+
+
+def make_item(fields: dict[str, Any], stock: list[Any] | None) -> dict[str, Any]:
+    """The exported item, fields in the contract's order."""
+    item = {name: fields.get(name) for name in ITEM_FIELDS}
+    item["stock_jsons"] = stock
+    return item
