@@ -92,7 +92,7 @@ class WithPendingItemContract(_SpiderContract):
             {
                 "product_id": kwargs["product_id"],
                 "url": urljoin(self.spider.shop_url, f"/product/p-{kwargs['product_id']}"),
-                "date": self.spider.crawl_date,
+                "date": self.spider.crawl_date(),
                 "name": "contract check",
                 "active_col_num": kwargs["col_num"],
                 "all_col_nums": [kwargs["col_num"]],

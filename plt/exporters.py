@@ -34,7 +34,7 @@ class UjsonLinesExporter(BaseItemExporter):
         return cls(file, job_state=state, **kwargs)
 
     def export_item(self, item: Any) -> None:
-        fields = dict(self._get_serialized_fields(item))
+        fields = dict(self.get_serialized_fields(item))
         line = ujson.dumps(fields, ensure_ascii=False, escape_forward_slashes=False) + "\n"
         self.file.write(line.encode(self.encoding))
         self.file.flush()

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 import ujson
 from scrapy.core.scheduler import BaseScheduler
 from scrapy.exceptions import CloseSpider
-from scrapy.utils.request import request_from_dict, request_to_dict
+from scrapy.utils.request import request_from_dict
 
 from plt.jobstate import JobState, JobStateError
 
@@ -35,7 +35,7 @@ LEASE_KEY = "plt_lease"
 
 def request_to_json(request: Request, spider: Spider) -> str:
     """JSON, not pickle: bytes fields are carried as latin-1 text."""
-    d = request_to_dict(request, spider=spider)
+    d = request.to_dict(spider=spider)
     d["body"] = d["body"].decode("latin-1")
     d["headers"] = {
         k.decode("latin-1"): [v.decode("latin-1") for v in vs] for k, vs in d["headers"].items()

@@ -154,7 +154,7 @@ class ProductSpider(scrapy.Spider):
             logger.warning("No product block on %s", response.url)
             stats.inc_value("plt/product/no_product_block")
             return
-        fields["date"] = self.crawl_date
+        fields["date"] = self.crawl_date()
         if fields["active_col_num"] is None:
             stats.inc_value("plt/product/no_active_colour")
         col_num = stock_col_num(fields)
@@ -213,7 +213,6 @@ class ProductSpider(scrapy.Spider):
 
     # -- helpers ----------------------------------------------------------------
 
-    @property
     def crawl_date(self) -> str:
         """The job's start, ISO 8601 UTC, the same for every item of the job."""
         return self.job.get_meta("started_at")

@@ -1,0 +1,145 @@
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from scrapy import Request
+from scrapy.http import HtmlResponse, TextResponse
+from scrapy.utils.test import get_crawler
+from twisted.python.failure import Failure
+
+from plt.middlewares.headonly import ResponseTooLarge
+from plt.spiders.product import (
+    ITEM_FIELDS,
+    LISTING_PRIORITY,
+    PRODUCT_PRIORITY,
+    STOCK_PRIORITY,
+    ProductSpider,
+)
+from tests.conftest import data_file
+
+
+@pytest.fixture
+def spider(tmp_path):
+    settings = {"SHOP_URL": "http://shop.test:8800", "STOCK_API_URL": "http://stock.test"}
+    crawler = get_crawler(ProductSpider, settings)
+    crawler.stats.open_spider()
+    spider = ProductSpider.from_crawler(crawler)
+    spider.job.open()
+    return spider
+
+
+def collect(agen) -> list:
+    async def drain() -> list:
+        return [x async for x in agen]
+
+    return asyncio.run(drain())
+
+
+def html(request: Request, name: str, status: int = 200) -> HtmlResponse:
+    return HtmlResponse(request.url, body=data_file(name), status=status, request=request)
+
+
+def test_priorities_keep_the_frontier_shallow():
+    assert STOCK_PRIORITY > PRODUCT_PRIORITY > LISTING_PRIORITY
+
+
+def test_listing_request(spider):
+    request = spider.listing_request(3, 419)
+    assert request.url == "http://shop.test:8800/products?page=3"
+    assert request.cb_kwargs == {"page": 3, "pages": 419}
+    assert request.priority == LISTING_PRIORITY
+    assert not request.dont_filter
+
+
+def test_product_request_carries_only_the_id(spider):
+    request = spider.product_request("http://shop.test:8800/product/a-17", 17)
+    assert request.cb_kwargs == {"product_id": 17}
+    assert request.priority == PRODUCT_PRIORITY
+    assert request.meta["plt_head_until"] == "</main>"
+    assert request.meta["deltafetch_key"] == "17"
+    assert request.meta["handle_httpstatus_list"] == [404]
+
+
+def test_stock_request_goes_to_the_stock_api(spider):
+    request = spider.stock_request(17, 100170)
+    assert request.url == "http://stock.test/api/stock/100170"
+    assert request.cb_kwargs == {"product_id": 17, "col_num": 100170}
+    assert request.priority == STOCK_PRIORITY
+
+
+def test_start_yields_the_first_listing_page(spider):
+    assert [r.url for r in collect(spider.start())] == [
+        "http://shop.test:8800/products?page=1"
+    ]
+
+
+def test_first_listing_page_gives_products_and_the_next_page(spider):
+    request = spider.listing_request(1)
+    out = collect(spider.parse_listing(html(request, "listing-1.html"), page=1))
+    assert [r.cb_kwargs for r in out] == [
+        {"product_id": 17},
+        {"product_id": 23},
+        {"page": 2, "pages": 419},
+    ]
+    assert spider.crawler.stats.get_value("plt/products/total") == 20_103
+
+
+def test_last_listing_page_ends_the_chain(spider):
+    request = spider.listing_request(419, 419)
+    out = collect(spider.parse_listing(html(request, "listing-last.html"), 419, 419))
+    assert [r.cb_kwargs for r in out] == [{"product_id": 99}]
+
+
+def test_product_then_stock_make_one_item(spider):
+    product = spider.product_request("http://shop.test:8800/product/denim-slim-ankle-17", 17)
+    out = collect(spider.parse_product(html(product, "product-17.html"), product_id=17))
+    assert len(out) == 1 and out[0].url == "http://stock.test/api/stock/100170"
+    assert spider.job.get_pending(17)["name"] == "Denim Slim Ankle"
+    stock = out[0]
+    response = TextResponse(stock.url, body=data_file("stock-100170.json"), request=stock)
+    (item,) = collect(spider.parse_stock(response, **stock.cb_kwargs))
+    assert tuple(item) == ITEM_FIELDS
+    assert item["product_id"] == 17
+    assert item["date"] == spider.job.get_meta("started_at")
+    assert [s["sku"] for s in item["stock_jsons"]] == ["100170-S", "100170-M"]
+
+
+def test_missing_active_colour_uses_the_first(spider):
+    product = spider.product_request("http://shop.test:8800/product/wool-coat-99", 99)
+    response = html(product, "product-sold-out-no-active.html")
+    (stock,) = collect(spider.parse_product(response, product_id=99))
+    assert stock.cb_kwargs == {"product_id": 99, "col_num": 100990}
+    assert spider.crawler.stats.get_value("plt/product/no_active_colour") == 1
+
+
+def test_withdrawn_product_is_counted(spider):
+    product = spider.product_request("http://shop.test:8800/product/gone-5", 5)
+    out = collect(spider.parse_product(html(product, "listing-last.html", 404), 5))
+    assert out == []
+    assert spider.crawler.stats.get_value("plt/product/withdrawn") == 1
+
+
+def test_bad_stock_json_exports_null_stock(spider):
+    spider.job.put_pending(17, {"product_id": 17, "name": "x"})
+    stock = spider.stock_request(17, 100170)
+    response = TextResponse(stock.url, body=b'{"colNum": 100170, "subProd', request=stock)
+    (item,) = collect(spider.parse_stock(response, **stock.cb_kwargs))
+    assert item["stock_jsons"] is None
+    assert spider.crawler.stats.get_value("plt/stock/invalid_json") == 1
+
+
+def test_failed_stock_call_exports_null_stock(spider):
+    spider.job.put_pending(17, {"product_id": 17, "name": "x"})
+    failure = Failure(ConnectionError("dropped"))
+    failure.request = spider.stock_request(17, 100170)
+    (item,) = collect(spider.stock_failed(failure))
+    assert item["product_id"] == 17 and item["stock_jsons"] is None
+    assert spider.crawler.stats.get_value("plt/stock/failed") == 1
+
+
+def test_too_large_product_page_is_counted(spider):
+    failure = Failure(ResponseTooLarge("big"))
+    failure.request = spider.product_request("http://shop.test:8800/product/big-3", 3)
+    assert collect(spider.request_failed(failure)) == []
+    assert spider.crawler.stats.get_value("plt/product/too_large") == 1
