@@ -23,6 +23,10 @@ class JobFeedAddon:
     def __init__(self, crawler: Crawler) -> None:
         self.crawler = crawler
 
+    @classmethod
+    def from_crawler(cls, crawler: Crawler) -> JobFeedAddon:
+        return cls(crawler)
+
     def update_settings(self, settings: Settings) -> None:
         jobdir = settings.get("JOBDIR")
         if not jobdir:

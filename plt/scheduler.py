@@ -106,9 +106,24 @@ class JobScheduler(BaseScheduler):
         state = self.state
         if state.db is None:
             return
-        if reason == "finished" and not self.has_pending_requests() and state.leased == 0:
+        finished = reason == "finished" and not self.has_pending_requests() and not state.leased
+        if finished:
             state.set_meta("finished", True)
         self.stats.set_value("plt/pending_items", state.pending_count())
+        if state.jobdir is not None:
+            logger.info(
+                "Job %s %s: %d products in %s",
+                state.jobdir,
+                "finished" if finished else f"stopped ({reason})",
+                state.exported_count(),
+                state.items_path,
+            )
+            if reason == "finished" and state.leased:
+                logger.warning(
+                    "%d requests failed for now (network or server errors); run the "
+                    "same command again to retry them.",
+                    state.leased,
+                )
         state.close()
 
     def has_pending_requests(self) -> bool:

@@ -32,6 +32,10 @@ class EmbeddedShopAddon:
         self.crawler = crawler
         self.shop: ShopProcess | None = None
 
+    @classmethod
+    def from_crawler(cls, crawler: Crawler) -> EmbeddedShopAddon:
+        return cls(crawler)
+
     def update_settings(self, settings: Settings) -> None:
         if settings.get("SHOP_URL") or not settings.getbool("PLT_EMBEDDED_SHOP"):
             return

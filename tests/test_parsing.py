@@ -85,8 +85,12 @@ def test_stock_sub_products():
 
 @pytest.mark.parametrize(
     ("body", "kind"),
-    [(b'{"colNum": 1, "subPro', "invalid_json"), (b'{"colNum": 1}', "no_subproducts"),
-     (b"[1, 2]", "no_subproducts"), (b'{"subProducts": null}', "no_subproducts")],
+    [
+        (b'{"colNum": 1, "subPro', "invalid_json"),
+        (b'{"colNum": 1}', "no_subproducts"),
+        (b"[1, 2]", "no_subproducts"),
+        (b'{"subProducts": null}', "no_subproducts"),
+    ],
 )
 def test_stock_errors(body, kind):
     with pytest.raises(StockError) as info:

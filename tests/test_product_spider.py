@@ -69,9 +69,7 @@ def test_stock_request_goes_to_the_stock_api(spider):
 
 
 def test_start_yields_the_first_listing_page(spider):
-    assert [r.url for r in collect(spider.start())] == [
-        "http://shop.test:8800/products?page=1"
-    ]
+    assert [r.url for r in collect(spider.start())] == ["http://shop.test:8800/products?page=1"]
 
 
 def test_first_listing_page_gives_products_and_the_next_page(spider):

@@ -45,7 +45,11 @@ class Command(ScrapyCrawlCommand):
         self._crawlers: list[Crawler] = []
         super().run(args, opts)
         for crawler in self._crawlers:
-            if crawler.stats and crawler.stats.get_value("finish_reason") == "job_state_error":
+            try:
+                reason = crawler.stats.get_value("finish_reason")
+            except RuntimeError:  # the crawl never started
+                continue
+            if reason == "job_state_error":
                 self.exitcode = JOB_STATE_ERROR_EXIT
 
     def _create_crawler(self, spidercls: type[Spider] | str) -> Crawler:

@@ -18,6 +18,7 @@ import zlib
 from typing import TYPE_CHECKING
 
 from scrapy.exceptions import IgnoreRequest, NotConfigured
+from scrapy.responsetypes import responsetypes
 
 if TYPE_CHECKING:
     from scrapy import Request, Spider
@@ -106,7 +107,12 @@ class HeadOnlyMiddleware:
         headers = response.headers.copy()
         headers.pop(b"Content-Encoding", None)
         headers.pop(b"Content-Length", None)
-        return response.replace(body=head, headers=headers, flags=[*response.flags, "head"])
+        # The declared type was that of the encoded body: pick it again, as
+        # HttpCompressionMiddleware does after decoding.
+        respcls = responsetypes.from_args(headers=headers, url=response.url, body=head)
+        return response.replace(
+            cls=respcls, body=head, headers=headers, flags=[*response.flags, "head"]
+        )
 
     def _check_size(self, request: Request, size: int, max_size: int) -> None:
         if max_size and size > max_size:

@@ -17,6 +17,7 @@ from urllib.parse import urljoin
 
 import scrapy
 from scrapy.http import Response
+from scrapy.spidermiddlewares.httperror import HttpError
 from twisted.python.failure import Failure
 
 from plt.jobstate import JobState
@@ -198,16 +199,32 @@ class ProductSpider(scrapy.Spider):
             yield item
 
     async def request_failed(self, failure: Failure) -> AsyncIterator[Any]:
+        """A listing or product page failed after its retries.
+
+        A page that can never succeed (too large, a 4xx answer) is settled;
+        anything else (network errors, 5xx) keeps its lease, so the next run of
+        the same job fetches it again instead of losing its products.
+        """
         request = failure.request
         kind = "product" if "product_id" in request.cb_kwargs else "listing"
+        stats = self.crawler.stats
+        permanent = failure.check(ResponseTooLarge) or (
+            failure.check(HttpError) and 400 <= failure.value.response.status < 500
+        )
         if failure.check(ResponseTooLarge):
-            self.crawler.stats.inc_value(f"plt/{kind}/too_large")
+            stats.inc_value(f"plt/{kind}/too_large")
+        elif failure.check(HttpError):
+            stats.inc_value(f"plt/{kind}/http_{failure.value.response.status}")
         else:
-            self.crawler.stats.inc_value(f"plt/{kind}/failed")
-        logger.error("Giving up on %s: %s", request.url, failure.value)
+            stats.inc_value(f"plt/{kind}/failed")
         lease_id = request.meta.get(LEASE_KEY)
-        if lease_id is not None and self.job.db is not None:
+        if permanent and lease_id is not None and self.job.db is not None:
             self.job.settle(lease_id)
+            logger.error("Giving up on %s: %s", request.url, failure.value)
+        else:
+            logger.error(
+                "%s failed (%s); the next run of this job retries it", request.url, failure.value
+            )
         return
         yield  # an async generator, like the callbacks
 
