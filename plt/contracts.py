@@ -45,10 +45,10 @@ class StockUrlContract(_SpiderContract):
 
 
 class ListingPageContract(_SpiderContract):
-    """``@listing_total``: the page's products outrank the next listing page and
+    """``@listing_page``: the page's products outrank the next listing page and
     every request carries only small ids, never item data."""
 
-    name = "listing_total"
+    name = "listing_page"
 
     def post_process(self, output: list[Any]) -> None:
         requests = [r for r in output if isinstance(r, Request)]

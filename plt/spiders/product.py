@@ -16,6 +16,7 @@ from typing import Any
 from urllib.parse import urljoin
 
 import scrapy
+from scrapy.exceptions import CloseSpider
 from scrapy.http import Response
 from scrapy.spidermiddlewares.httperror import HttpError
 from twisted.python.failure import Failure
@@ -60,15 +61,23 @@ class ProductSpider(scrapy.Spider):
     @classmethod
     def from_crawler(cls, crawler: Any, *args: Any, **kwargs: Any) -> ProductSpider:
         spider = super().from_crawler(crawler, *args, **kwargs)
-        shop_url = crawler.settings.get("SHOP_URL")
-        if not shop_url:
-            raise ValueError("SHOP_URL is not set (and the embedded demo retailer is off)")
-        spider.shop_url = shop_url
-        spider.stock_api_url = crawler.settings.get("STOCK_API_URL") or shop_url
         spider.job = JobState.for_crawler(crawler)
         return spider
 
+    # Read when used: add-ons (the embedded demo retailer) set SHOP_URL after
+    # the spider is created.
+    @property
+    def shop_url(self) -> str:
+        return self.settings.get("SHOP_URL") or ""
+
+    @property
+    def stock_api_url(self) -> str:
+        return self.settings.get("STOCK_API_URL") or self.shop_url
+
     async def start(self) -> AsyncIterator[Any]:
+        if not self.shop_url:
+            logger.error("SHOP_URL is not set and PLT_EMBEDDED_SHOP is off: nothing to crawl")
+            raise CloseSpider("no_shop_url")
         # On a resumed job this request is a duplicate and is dropped: the
         # frontier comes back from the job state instead.
         yield self.listing_request(1)
@@ -120,7 +129,7 @@ class ProductSpider(scrapy.Spider):
         @shop_url /products?page=1
         @cb_kwargs {"page": 1}
         @returns requests 49 49
-        @listing_total
+        @listing_page
         """
         listing = parse_listing(response.selector)
         if pages is None:
@@ -140,8 +149,8 @@ class ProductSpider(scrapy.Spider):
     async def parse_product(self, response: Response, product_id: int) -> AsyncIterator[Any]:
         """A product page, trimmed to its product block: the stock request.
 
-        @shop_url /product/p-1047
-        @cb_kwargs {"product_id": 1047}
+        @shop_url /product/cropped-cotton-midi-trainers-4
+        @cb_kwargs {"product_id": 4}
         @returns requests 1 1
         @returns items 0 0
         @pending_item
@@ -171,8 +180,8 @@ class ProductSpider(scrapy.Spider):
     ) -> AsyncIterator[Any]:
         """The stock answer completes the item waiting in the job state.
 
-        @stock_url /api/stock/10470
-        @cb_kwargs {"product_id": 1047, "col_num": 10470}
+        @stock_url /api/stock/100041
+        @cb_kwargs {"product_id": 4, "col_num": 100041}
         @with_pending_item
         @returns items 1 1
         @scrapes product_id url date name all_col_nums currency stock_jsons
