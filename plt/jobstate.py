@@ -136,6 +136,8 @@ class JobState:
             self.set_meta("items_offset", (self.jobdir / ITEMS_FILE).stat().st_size)
         cur = self.db.execute("UPDATE requests SET state=? WHERE state=?", (QUEUED, LEASED))
         self.requeued_on_open = cur.rowcount
+        if self.requeued_on_open:
+            self.set_meta("requeued_total", self.get_meta("requeued_total", 0) + cur.rowcount)
         self._count()
 
     def _lock(self) -> None:
@@ -272,9 +274,7 @@ class JobState:
 
     def is_exported(self, product_id: int) -> bool:
         assert self.db is not None
-        row = self.db.execute(
-            "SELECT 1 FROM exported WHERE product_id=?", (product_id,)
-        ).fetchone()
+        row = self.db.execute("SELECT 1 FROM exported WHERE product_id=?", (product_id,)).fetchone()
         return row is not None
 
     def exported_count(self) -> int:

@@ -56,6 +56,7 @@ EXTENSIONS = {
     # Scrapy's SpiderState pickles spider.state into JOBDIR; a job directory
     # must never be able to run code when it is loaded.
     "scrapy.extensions.spiderstate.SpiderState": None,
+    "plt.extensions.runlog.RunLog": 900,
 }
 
 FEED_EXPORTERS = {

@@ -1,0 +1,165 @@
+"""Command line of the demo shop, shared by ``python -m plt.shop`` and ``scrapy shop``.
+
+The ShopConfig fields are the single list of shop options: each becomes
+``--field-name`` here, and plt.shop.process turns a ShopConfig back into the same
+arguments with ``config_to_argv``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import dataclasses
+import ipaddress
+import json
+import logging
+import sys
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from plt.shop.catalog import ANY_INT, COUNT, POSITIVE, RATE, Catalog, ShopConfig
+
+logger = logging.getLogger(__name__)
+
+DESCRIPTION = "Serve the demo retailer (the retailer contract) on a loopback port."
+READY_PREFIX = "PLT demo shop listening on "
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _number(convert: Callable[[str], Any], low: float | None, high: float | None) -> Any:
+    def parse(text: str) -> Any:
+        try:
+            value = convert(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"invalid number: {text!r}") from None
+        if (low is not None and value < low) or (high is not None and value > high):
+            bounds = f"[{low}, {high}]" if high is not None else f">= {low}"
+            raise argparse.ArgumentTypeError(f"{text} is not within {bounds}")
+        return value
+
+    return parse
+
+
+def _loopback(text: str) -> str:
+    if not is_loopback(text):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a loopback address")
+    return text
+
+
+def _field_type(f: dataclasses.Field[Any]) -> Callable[[str], Any]:
+    kind = f.metadata["kind"]
+    convert = float if isinstance(f.default, float) else int
+    low = {COUNT: 0, POSITIVE: 1, RATE: 0.0, ANY_INT: None}[kind]
+    return _number(convert, low, 1.0 if kind == RATE else None)
+
+
+def add_shop_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add every demo shop option to ``parser``."""
+    group = parser.add_argument_group("demo shop")
+    group.add_argument("--host", type=_loopback, default="127.0.0.1", help="loopback address")
+    group.add_argument(
+        "--port", type=_number(int, 0, 65535), default=0, help="port, 0 for any free port"
+    )
+    for f in dataclasses.fields(ShopConfig):
+        group.add_argument(
+            "--" + f.name.replace("_", "-"),
+            dest=f.name,
+            type=_field_type(f),
+            default=f.default,
+            metavar="N",
+            help=f"{f.metadata['help']} (default %(default)s)",
+        )
+    group.add_argument(
+        "--no-faults",
+        action="store_true",
+        help="set every fault rate (transient, withdrawn, missing active, stock) to 0",
+    )
+    group.add_argument("--access-log", action="store_true", help="log every request to stderr")
+    group.add_argument(
+        "--write-ground-truth",
+        metavar="FILE",
+        help="write the expected crawl items as JSONL to FILE (- for stdout) and exit",
+    )
+    group.add_argument("--base-url", metavar="URL", help="shop URL used in ground-truth items")
+
+
+def config_from_args(opts: argparse.Namespace) -> ShopConfig:
+    config = ShopConfig(**{f.name: getattr(opts, f.name) for f in dataclasses.fields(ShopConfig)})
+    return config.without_faults() if opts.no_faults else config
+
+
+def config_to_argv(config: ShopConfig) -> list[str]:
+    """Command line options that rebuild ``config``."""
+    # "--name=value" keeps a negative seed from reading as an option.
+    return [
+        f"--{f.name.replace('_', '-')}={getattr(config, f.name)!r}"
+        for f in dataclasses.fields(config)
+    ]
+
+
+def check_args(opts: argparse.Namespace) -> str | None:
+    """A usage error message, or None when the options go together."""
+    if opts.write_ground_truth and not opts.base_url:
+        return "--write-ground-truth needs --base-url"
+    if opts.base_url and not opts.write_ground_truth:
+        return "--base-url only applies to --write-ground-truth"
+    return None
+
+
+def write_ground_truth(config: ShopConfig, path: str, base_url: str) -> int:
+    """Write the expected items as JSONL, sorted by product id; returns the item count."""
+    with contextlib.ExitStack() as stack:
+        out = sys.stdout if path == "-" else stack.enter_context(open(path, "w", encoding="utf-8"))
+        count = 0
+        for item in Catalog(config).expected_items(base_url):
+            out.write(json.dumps(item) + "\n")
+            count += 1
+    logger.info("Wrote %d expected items to %s", count, path)
+    return count
+
+
+def configure_logging(level: int | str = logging.INFO) -> None:
+    # stdout carries only the "listening" line, so logs go to stderr.
+    if not logging.getLogger().handlers:
+        logging.basicConfig(
+            level=level,
+            stream=sys.stderr,
+            format="%(asctime)s [%(name)s] %(levelname)s: %(message)s",
+        )
+
+
+def _announce(url: str) -> None:
+    print(READY_PREFIX + url, flush=True)
+
+
+def run(opts: argparse.Namespace) -> int:
+    """Serve the shop (or write ground truth) as ``opts`` says; returns an exit code."""
+    config = config_from_args(opts)
+    if opts.write_ground_truth:
+        write_ground_truth(config, opts.write_ground_truth, opts.base_url)
+        return 0
+    # Imported here so that option handling (and ShopProcess) does not load aiohttp.
+    from plt.shop.server import serve
+
+    asyncio.run(serve(config, opts.host, opts.port, access_log=opts.access_log, on_ready=_announce))
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m plt.shop", description=DESCRIPTION)
+    add_shop_arguments(parser)
+    opts = parser.parse_args(argv)
+    error = check_args(opts)
+    if error:
+        parser.error(error)
+    configure_logging()
+    return run(opts)
