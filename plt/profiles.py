@@ -80,6 +80,21 @@ def load_profile(name: str, package: str = PROFILES_PACKAGE) -> dict[str, Any]:
     }
 
 
+def _load_or_exit(name: Any) -> dict[str, Any]:
+    """load_profile(), ending the process with one line if the name is unknown.
+
+    SystemExit prints its message to stderr and exits with status 1; a UsageError
+    here would not reach scrapy.cmdline's handler and would print a traceback.
+    """
+    name = normalize_profile_name(name)
+    if name in NO_PROFILE:
+        return {}
+    try:
+        return load_profile(name)
+    except UnknownProfileError as exc:
+        raise SystemExit(f"error: {exc}") from None
+
+
 class ProfileAddon:
     """Scrapy add-on: apply the ``PROFILE`` setting's profile (default ``1gb``)."""
 
@@ -91,12 +106,21 @@ class ProfileAddon:
     def from_crawler(cls, crawler: Crawler) -> Self:
         return cls(crawler)
 
+    @classmethod
+    def update_pre_crawler_settings(cls, settings: BaseSettings) -> None:
+        # Runs synchronously when the CrawlerProcess is built, before any reactor or
+        # crawl task exists: the only point where an error can end `scrapy crawl` with
+        # one line. Raised later (update_settings runs inside the crawl task) it would
+        # surface as an asyncio/Deferred traceback.
+        _load_or_exit(settings.get("PROFILE", DEFAULT_PROFILE))
+
     def update_settings(self, settings: BaseSettings) -> None:
         name = normalize_profile_name(settings.get("PROFILE", DEFAULT_PROFILE))
         if name in NO_PROFILE:
             logger.info("Memory profile: none", extra={"crawler": self.crawler})
             return
-        values = load_profile(name)
+        # Checked again: spider custom_settings may name a different profile.
+        values = _load_or_exit(name)
         overridden = []
         for key, value in values.items():
             # Settings.set() keeps a value of higher priority (spider, cmdline).
@@ -105,7 +129,7 @@ class ProfileAddon:
                 overridden.append(key)
         self.profile = name
         summary = ", ".join(
-            f"{key}={settings[key]!r}" + (" (overridden)" if key in overridden else "")
+            f"{key}={settings[key]}" + (" (overridden)" if key in overridden else "")
             for key in values
         )
         logger.info(

@@ -18,6 +18,7 @@ import logging
 from typing import TYPE_CHECKING, Any
 
 import ujson
+from scrapy import signals
 from scrapy.core.scheduler import BaseScheduler
 from scrapy.exceptions import CloseSpider
 from scrapy.utils.request import request_from_dict
@@ -63,6 +64,10 @@ class JobScheduler(BaseScheduler):
         self._memory: list[tuple[int, int, Request]] = []
         self._order = itertools.count()
         self._logged_dupe = False
+        self._close_reason: str | None = None
+        # CloseSpider raised from open() skips opening the scraper, and closing
+        # then fails; raised from spider_opened it closes cleanly.
+        crawler.signals.connect(self.spider_opened, signal=signals.spider_opened)
 
     @classmethod
     def from_crawler(cls, crawler: Crawler) -> JobScheduler:
@@ -75,7 +80,8 @@ class JobScheduler(BaseScheduler):
         except JobStateError as exc:
             logger.error("%s", exc)
             self.stats.set_value("plt/job/state_error", str(exc))
-            raise CloseSpider("job_state_error") from None
+            self._close_reason = "job_state_error"
+            return
         state = self.state
         if state.jobdir is None:
             return
@@ -88,7 +94,8 @@ class JobScheduler(BaseScheduler):
                 state.exported_count(),
                 state.items_path,
             )
-            raise CloseSpider("finished")
+            self._close_reason = "finished"
+            return
         if state.resumed:
             logger.info(
                 "Resuming job %s: %d products done, %d partial items, %d requests queued "
@@ -101,6 +108,10 @@ class JobScheduler(BaseScheduler):
             )
         else:
             logger.info("New job in %s", state.jobdir)
+
+    def spider_opened(self, spider: Spider) -> None:
+        if self._close_reason:
+            raise CloseSpider(self._close_reason)
 
     def close(self, reason: str) -> None:
         state = self.state

@@ -56,8 +56,23 @@ EXTENSIONS = {
     # Scrapy's SpiderState pickles spider.state into JOBDIR; a job directory
     # must never be able to run code when it is loaded.
     "scrapy.extensions.spiderstate.SpiderState": None,
+    "plt.extensions.memreport.MemoryReport": 600,
+    "plt.extensions.progress.Progress": 610,
     "plt.extensions.runlog.RunLog": 900,
 }
+
+# Memory report: memory-report.json/.txt and memory.svg in JOBDIR.
+PLT_MEMREPORT_ENABLED = True
+PLT_MEMREPORT_INTERVAL = 60
+PLT_MEMREPORT_SAMPLE_INTERVAL = 2
+PLT_MEMREPORT_MAX_SAMPLES = 2000
+PLT_MEMREPORT_DIR = None
+PLT_MEMREPORT_PNG = True
+
+# Progress: a bar on a terminal, log lines elsewhere (auto | bar | log | off).
+PLT_PROGRESS = "auto"
+PLT_PROGRESS_INTERVAL = 30
+PLT_PROGRESS_WINDOW = 60
 
 FEED_EXPORTERS = {
     "jsonl": "plt.exporters.UjsonLinesExporter",

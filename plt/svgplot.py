@@ -21,9 +21,10 @@ class Series:
     color: str = "#1f77b4"
     dashed: bool = False
     right_axis: bool = False
+    step: bool = False  # hold each value until the next one (settings, not measurements)
 
 
-def nice_ticks(lo: float, hi: float, count: int = 5) -> list[float]:
+def nice_ticks(lo: float, hi: float, count: int = 5, integer: bool = False) -> list[float]:
     """Round tick positions (1/2/5 x 10^n steps) covering [lo, hi]."""
     if not (math.isfinite(lo) and math.isfinite(hi)):
         return [0.0]
@@ -32,6 +33,8 @@ def nice_ticks(lo: float, hi: float, count: int = 5) -> list[float]:
     raw = (hi - lo) / max(count, 1)
     mag = 10 ** math.floor(math.log10(raw))
     step = next(m * mag for m in (1, 2, 5, 10) if m * mag >= raw)
+    if integer:
+        step = max(step, 1)
     first = math.floor(lo / step) * step
     ticks = []
     value = first
@@ -59,6 +62,13 @@ def _segments(xs: Sequence[float], ys: Sequence[float | None]) -> list[list[tupl
     return [seg for seg in out if seg]
 
 
+def _steps(seg: list[tuple[float, float]]) -> list[tuple[float, float]]:
+    out = seg[:1]
+    for (x, y), (_, prev_y) in zip(seg[1:], seg, strict=False):
+        out += [(x, prev_y), (x, y)]
+    return out
+
+
 def _bounds(series: list[Series]) -> tuple[float, float]:
     vals = [v for s in series for v in s.values if v is not None]
     if not vals:
@@ -83,7 +93,8 @@ def line_chart(
     x_ticks = nice_ticks(x_lo, x_hi if x_hi > x_lo else x_lo + 1)
     x_lo, x_hi = x_ticks[0], x_ticks[-1]
     y_ticks = nice_ticks(*_bounds(left))
-    y2_ticks = nice_ticks(*_bounds(right)) if right else []
+    whole = all(isinstance(v, int) for s in right for v in s.values if v is not None)
+    y2_ticks = nice_ticks(*_bounds(right), integer=whole) if right else []
 
     def sx(x: float) -> float:
         return LEFT + (x - x_lo) / (x_hi - x_lo) * plot_w
@@ -134,6 +145,8 @@ def line_chart(
         ticks = y2_ticks if s.right_axis else y_ticks
         dash = ' stroke-dasharray="6 4"' if s.dashed else ""
         for seg in _segments(xs, s.values):
+            if s.step:
+                seg = _steps(seg)
             pts = " ".join(f"{sx(x):.1f},{sy(y, ticks):.1f}" for x, y in seg)
             style = f'fill="none" stroke="{s.color}" stroke-width="1.8"{dash}'
             out.append(f'<polyline points="{pts}" {style}/>')
@@ -171,7 +184,7 @@ def memory_chart_svg(
     if any(budget_mb):
         series.append(Series("budget MB", budget_mb, "#d62728", dashed=True))
     if any(concurrency):
-        series.append(Series("concurrency", concurrency, "#2ca02c", right_axis=True))
+        series.append(Series("concurrency", concurrency, "#2ca02c", right_axis=True, step=True))
     return line_chart(
         xs, series, title="Memory over time", x_label=x_label, y_label="MB", y2_label="concurrency"
     )

@@ -70,8 +70,9 @@ def test_unserializable_request_stays_in_memory(spider):
 def test_finished_job_closes_at_once(spider, tmp_path):
     scheduler = open_scheduler(spider, tmp_path)
     scheduler.close("finished")
+    scheduler = open_scheduler(spider, tmp_path)
     with pytest.raises(CloseSpider) as info:
-        open_scheduler(spider, tmp_path)
+        scheduler.spider_opened(spider)
     assert info.value.reason == "finished"
 
 
@@ -79,7 +80,8 @@ def test_damaged_job_closes_with_a_reason(tmp_path):
     (tmp_path / STATE_FILE).write_bytes(b"garbage" * 1000)
     spider = make_spider(tmp_path)
     scheduler = JobScheduler.from_crawler(spider.crawler)
+    scheduler.open(spider)
     with pytest.raises(CloseSpider) as info:
-        scheduler.open(spider)
+        scheduler.spider_opened(spider)
     assert info.value.reason == "job_state_error"
     assert STATE_FILE in scheduler.stats.get_value("plt/job/state_error")

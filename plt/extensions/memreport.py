@@ -1,0 +1,334 @@
+"""Memory report: where the crawl's memory goes.
+
+Logs a periodic one-line breakdown (RSS, scraper/downloader/scheduler backlog,
+bytes on the wire vs decompressed), keeps a bounded RSS time series and, at
+spider close, writes memory-report.json, memory-report.txt and memory.svg
+into the job directory.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, NamedTuple
+
+from scrapy import Spider, signals
+from scrapy.exceptions import NotConfigured
+from scrapy.utils.asyncio import create_looping_call
+from scrapy.utils.trackref import live_refs
+
+from plt.svgplot import memory_chart_png, memory_chart_svg
+
+try:
+    import psutil
+except ImportError:  # pragma: no cover - psutil is a project dependency
+    psutil = None
+
+if TYPE_CHECKING:
+    from typing import Self
+
+    from scrapy.crawler import Crawler
+
+logger = logging.getLogger(__name__)
+
+MB = 1024 * 1024
+BYTE_STATS = {
+    "response_bytes": "downloader/response_bytes",  # counted before decompression
+    "wire": "plt/bytes/wire",
+    "decoded": "plt/bytes/decoded",
+    "skipped": "plt/bytes/skipped",
+}
+
+
+class Sample(NamedTuple):
+    t: float  # seconds since the spider opened
+    rss_mb: float
+    concurrency: int | None
+    budget_mb: float | None
+
+
+def decimate(samples: list[Sample]) -> list[Sample]:
+    """Halve a series, keeping the higher-RSS sample of each pair so peaks survive."""
+    out = [
+        max(a, b, key=lambda s: s.rss_mb) for a, b in zip(samples[::2], samples[1::2], strict=False)
+    ]
+    if len(samples) % 2:
+        out.append(samples[-1])
+    return out
+
+
+def ru_maxrss_bytes() -> int | None:
+    """Kernel-reported peak RSS of this process (catches spikes between samples)."""
+    try:
+        import resource
+    except ImportError:  # pragma: no cover - non-unix
+        return None
+    size = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return size if sys.platform == "darwin" else size * 1024  # KB on Linux
+
+
+def live_objects() -> list[dict[str, Any]]:
+    """Objects tracked by scrapy.utils.trackref, biggest first."""
+    now = time.monotonic_ns()
+    rows = []
+    for cls, refs in list(live_refs.items()):
+        objs = list(refs.items())
+        if not objs:
+            continue
+        # Bodies are plain bytes, so their size is cheap to sum.
+        size = sum(len(b) for o, _ in objs if isinstance(b := getattr(o, "_body", None), bytes))
+        age = round((now - min(t for _, t in objs)) / 1e9, 1)
+        rows.append(
+            {"type": cls.__name__, "count": len(objs), "oldest_age_s": age, "body_bytes": size}
+        )
+    return sorted(rows, key=lambda r: (r["body_bytes"], r["count"]), reverse=True)
+
+
+def fmt_bytes(n: float | None) -> str:
+    if n is None:
+        return "?"
+    if abs(n) < 1024:
+        return f"{n:,.0f} B"
+    for unit in ("KB", "MB", "GB"):
+        n /= 1024
+        if abs(n) < 1024 or unit == "GB":
+            break
+    return f"{n:,.1f} {unit}"
+
+
+class MemoryReport:
+    def __init__(self, crawler: Crawler):
+        settings = crawler.settings
+        if not settings.getbool("PLT_MEMREPORT_ENABLED", True):
+            raise NotConfigured
+        if psutil is None:
+            raise NotConfigured("MemoryReport needs psutil")
+        self.crawler = crawler
+        self.stats = crawler.stats
+        self.interval = settings.getfloat("PLT_MEMREPORT_INTERVAL", 60.0)
+        self.sample_interval = settings.getfloat("PLT_MEMREPORT_SAMPLE_INTERVAL", 2.0)
+        self.max_samples = max(2, settings.getint("PLT_MEMREPORT_MAX_SAMPLES", 2000))
+        self.png = settings.getbool("PLT_MEMREPORT_PNG", True)
+        self.jobdir = settings.get("JOBDIR") or settings.get("PLT_MEMREPORT_DIR")
+        self.limit_mb = settings.getfloat("MEMUSAGE_LIMIT_MB") or None
+        self.default_concurrency = settings.getint("CONCURRENT_REQUESTS")
+        self._process = psutil.Process()
+        # Injectable for tests: returns the current RSS in bytes.
+        self.read_rss: Callable[[], int] = lambda: self._process.memory_info().rss
+        self.clock: Callable[[], float] = time.monotonic
+        self.t0 = self.clock()
+        self.samples: list[Sample] = []
+        self.peak_rss = 0
+        self.engine_max: dict[str, int] = {}
+        self._stride, self._tick = 1, 0
+        self._pending: Sample | None = None
+        self._tasks: list[Any] = []
+        crawler.signals.connect(self.spider_opened, signal=signals.spider_opened)
+        crawler.signals.connect(self.spider_closed, signal=signals.spider_closed)
+
+    @classmethod
+    def from_crawler(cls, crawler: Crawler) -> Self:
+        return cls(crawler)
+
+    def spider_opened(self, spider: Spider) -> None:
+        self.t0 = self.clock()
+        if self.sample_interval > 0:
+            self._start(self.sample, self.sample_interval, now=True)
+        if self.interval > 0:
+            self._start(self.log_status, self.interval, now=False)
+
+    def _start(self, func: Callable[[], None], interval: float, now: bool) -> None:
+        task = create_looping_call(func)
+        task.start(interval, now=now)
+        self._tasks.append(task)
+
+    def spider_closed(self, spider: Spider, reason: str) -> None:
+        for task in self._tasks:
+            if task.running:
+                task.stop()
+        self._tasks.clear()
+        self.sample(force=True)
+        self.write_report(reason)
+
+    def rss(self) -> int:
+        rss = self.read_rss()
+        self.peak_rss = max(self.peak_rss, rss)
+        return rss
+
+    def budget_mb(self) -> float | None:
+        return self.stats.get_value("plt/memory/budget_mb") or self.limit_mb
+
+    def concurrency(self) -> int | None:
+        value = self.stats.get_value("plt/memory/concurrency")  # 0 is a real value: paused
+        return self.default_concurrency if value is None else value
+
+    def engine_state(self) -> dict[str, Any]:
+        """Backlogs that hold response bodies or requests; empty before/after the crawl."""
+        state: dict[str, Any] = {}
+        # Crawler.engine raises before the crawl starts; _engine is the documented fallback.
+        engine = getattr(self.crawler, "_engine", None)
+        if engine is None:
+            return state
+        slot = getattr(getattr(engine, "scraper", None), "slot", None)
+        if slot is not None:
+            state["scraper_queued"] = len(slot.queue)
+            state["scraper_active"] = len(slot.active)
+            state["scraper_bytes"] = slot.active_size
+        downloader = getattr(engine, "downloader", None)
+        if downloader is not None:
+            state["downloader_active"] = len(downloader.active)
+        scheduler = getattr(engine, "scheduler", None)
+        if scheduler is not None:
+            with contextlib.suppress(TypeError):  # schedulers need not define __len__
+                state["scheduler"] = len(scheduler)
+            if callable(sizes := getattr(scheduler, "queue_sizes", None)):
+                state["scheduler_queues"] = dict(sizes())
+        return state
+
+    def snapshot(self) -> dict[str, Any]:
+        rss = self.rss()
+        state = self.engine_state()
+        for key, value in state.items():
+            if isinstance(value, int):
+                self.engine_max[key] = max(self.engine_max.get(key, 0), value)
+        byte_stats = {k: self.stats.get_value(s) for k, s in BYTE_STATS.items()}
+        return {
+            "rss_mb": round(rss / MB, 1),
+            "peak_rss_mb": round(self.peak_rss / MB, 1),
+            "budget_mb": self.budget_mb(),
+            "concurrency": self.concurrency(),
+            "engine": state,
+            "pending_items": self.stats.get_value("plt/pending_items"),
+            "bytes": {k: v for k, v in byte_stats.items() if v is not None},
+        }
+
+    def sample(self, force: bool = False) -> None:
+        snap = self.snapshot()
+        s = Sample(
+            round(self.clock() - self.t0, 2), snap["rss_mb"], snap["concurrency"], snap["budget_mb"]
+        )
+        # Between kept samples, remember the highest reading so spikes are not lost.
+        if self._pending is None or s.rss_mb > self._pending.rss_mb:
+            self._pending = s
+        self._tick += 1
+        if force:  # the closing reading is always kept
+            if self._pending is not s:
+                self._keep(self._pending)
+            self._keep(s)
+        elif self._tick % self._stride == 0:
+            self._keep(self._pending)
+
+    def _keep(self, s: Sample) -> None:
+        self.samples.append(s)
+        self._pending, self._tick = None, 0
+        if len(self.samples) >= self.max_samples:
+            # Halve the series and the sampling rate so memory stays flat on long crawls.
+            self.samples = decimate(self.samples)
+            self._stride *= 2
+
+    def log_status(self) -> None:
+        logger.info(
+            "Memory: %s", self.status_line(self.snapshot()), extra={"crawler": self.crawler}
+        )
+
+    @staticmethod
+    def status_line(snap: dict[str, Any]) -> str:
+        budget = f"{snap['budget_mb']:,.0f}" if snap["budget_mb"] else "none"
+        parts = [
+            f"RSS {snap['rss_mb']:,.0f} MB (peak {snap['peak_rss_mb']:,.0f}, budget {budget})",
+            f"concurrency {snap['concurrency']}",
+        ]
+        eng = snap["engine"]
+        if "scraper_queued" in eng:
+            parts.append(
+                f"scraper {eng['scraper_queued']} queued + {eng['scraper_active']} active "
+                f"({fmt_bytes(eng['scraper_bytes'])})"
+            )
+        if "downloader_active" in eng:
+            parts.append(f"downloader {eng['downloader_active']} active")
+        if "scheduler" in eng or "scheduler_queues" in eng:
+            queues = ", ".join(f"{k} {v:,}" for k, v in eng.get("scheduler_queues", {}).items())
+            total = f"{eng['scheduler']:,}" if "scheduler" in eng else "?"
+            parts.append(f"scheduler {total}" + (f" ({queues})" if queues else ""))
+        if snap["pending_items"] is not None:
+            parts.append(f"pending items {snap['pending_items']:,}")
+        if snap["bytes"]:
+            parts.append(
+                "bytes " + ", ".join(f"{k} {fmt_bytes(v)}" for k, v in snap["bytes"].items())
+            )
+        return "; ".join(parts)
+
+    def build_report(self, reason: str) -> dict[str, Any]:
+        snap = self.snapshot()
+        ru = ru_maxrss_bytes()
+        return {
+            "reason": reason,
+            "elapsed_s": round(self.clock() - self.t0, 1),
+            **snap,
+            "ru_maxrss_mb": round(ru / MB, 1) if ru else None,
+            "engine_max": dict(self.engine_max),
+            "live_objects": live_objects(),
+            "samples": {
+                "interval_s": self.sample_interval * self._stride,
+                "count": len(self.samples),
+                **{name: [getattr(x, name) for x in self.samples] for name in Sample._fields},
+            },
+        }
+
+    def write_report(self, reason: str) -> Path | None:
+        if not self.jobdir:
+            logger.info("Memory report not written: set JOBDIR or PLT_MEMREPORT_DIR")
+            return None
+        out = Path(self.jobdir)
+        report = self.build_report(reason)
+        try:
+            out.mkdir(parents=True, exist_ok=True)
+            # Sample columns go on one line each so the file stays readable.
+            text = json.dumps({**report, "samples": None}, indent=1, default=str)
+            samples = json.dumps(report["samples"], separators=(",", ":"))
+            text = text.replace('"samples": null', f'"samples": {samples}')
+            (out / "memory-report.json").write_text(text)
+            (out / "memory-report.txt").write_text(render_text(report))
+            cols = [report["samples"][k] for k in ("t", "rss_mb", "budget_mb", "concurrency")]
+            (out / "memory.svg").write_text(memory_chart_svg(*cols))
+            if self.png:
+                memory_chart_png(*cols, out / "memory.png")
+        except OSError as exc:
+            logger.error("Could not write memory report to %s: %s", out, exc)
+            return None
+        logger.info("Memory report written to %s (memory-report.json/.txt, memory.svg)", out)
+        return out
+
+
+def render_text(report: dict[str, Any]) -> str:
+    pending = report["pending_items"]
+    lines = [
+        f"Memory report (close reason: {report['reason']}, {report['elapsed_s']:,.0f} s)",
+        "",
+        f"RSS at close     {report['rss_mb']:,.1f} MB",
+        f"peak RSS sampled {report['peak_rss_mb']:,.1f} MB",
+        f"peak RSS kernel  {report['ru_maxrss_mb'] or '?'} MB (ru_maxrss)",
+        f"budget           {report['budget_mb'] or 'none'} MB",
+        f"concurrency      {report['concurrency']}",
+        f"pending items    {'-' if pending is None else pending}",
+        "",
+        "Bytes:",
+        *(f"  {k:<16} {fmt_bytes(v)}" for k, v in report["bytes"].items()),
+        "",
+        "Engine at close / max seen:",
+    ]
+    now, peak = report["engine"], report["engine_max"]
+    for key in sorted(set(now) | set(peak)):
+        lines.append(f"  {key:<20} {now.get(key, '-')!s:>12} / {peak.get(key, '-')}")
+    lines += ["", f"  {'live object type':<40} {'count':>6} {'oldest':>8}  body bytes"]
+    for r in report["live_objects"]:
+        age, size = r["oldest_age_s"], fmt_bytes(r["body_bytes"])
+        lines.append(f"  {r['type']:<40} {r['count']:>6} {age:>7.0f}s  {size}")
+    samples = report["samples"]
+    lines += ["", f"{samples['count']} RSS samples, one per {samples['interval_s']:g} s"]
+    return "\n".join(lines) + "\n"
