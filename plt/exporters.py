@@ -9,6 +9,7 @@ exported, in the job state, right after its line is flushed.
 
 from __future__ import annotations
 
+import logging
 from typing import IO, TYPE_CHECKING, Any
 
 import ujson
@@ -18,6 +19,8 @@ from plt.jobstate import JobState
 
 if TYPE_CHECKING:
     from scrapy.crawler import Crawler
+
+logger = logging.getLogger(__name__)
 
 
 class UjsonLinesExporter(BaseItemExporter):
@@ -35,8 +38,16 @@ class UjsonLinesExporter(BaseItemExporter):
 
     def export_item(self, item: Any) -> None:
         fields = dict(self.get_serialized_fields(item))
+        state = self.job_state
+        if state is not None and state.db is not None and state.is_exported(fields["product_id"]):
+            # Exports run one at a time, so this check cannot race; the
+            # pipeline's earlier check can, between two items in flight.
+            logger.warning(
+                "Product %s is already in the items file; not written again", fields["product_id"]
+            )
+            return
         line = ujson.dumps(fields, ensure_ascii=False, escape_forward_slashes=False) + "\n"
         self.file.write(line.encode(self.encoding))
         self.file.flush()
-        if self.job_state is not None and self.job_state.db is not None:
-            self.job_state.mark_exported(fields["product_id"], self.file.tell())
+        if state is not None and state.db is not None:
+            state.mark_exported(fields["product_id"], self.file.tell())

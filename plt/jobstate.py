@@ -217,18 +217,34 @@ class JobState:
 
     # -- frontier ------------------------------------------------------------
 
-    def add_request(self, fp: str | None, priority: int, data: str, product_id: int | None) -> bool:
-        """Queue a request unless its fingerprint was seen; True when queued."""
+    def add_request(
+        self,
+        fp: str | None,
+        priority: int,
+        data: str,
+        product_id: int | None,
+        replaces: int | None = None,
+    ) -> bool:
+        """Queue a request unless its fingerprint was seen; True when queued.
+
+        ``replaces`` is the lease of the request this one continues (a retry, a
+        redirect): it is settled in the same transaction, so exactly one of the
+        two can ever be fetched again after a crash.
+        """
         assert self.db is not None
-        cur = self.db.execute(
-            "INSERT OR IGNORE INTO requests (fp, state, priority, product_id, data) "
-            "VALUES (?, ?, ?, ?, ?)",
-            (fp, QUEUED, priority, product_id, data),
-        )
-        if cur.rowcount:
+        with self.db:
+            self.db.execute("BEGIN")
+            cur = self.db.execute(
+                "INSERT OR IGNORE INTO requests (fp, state, priority, product_id, data) "
+                "VALUES (?, ?, ?, ?, ?)",
+                (fp, QUEUED, priority, product_id, data),
+            )
+            added = cur.rowcount > 0
+            if replaces is not None:
+                self._settle(replaces)
+        if added:
             self.queued += 1
-            return True
-        return False
+        return added
 
     def lease_next(self) -> tuple[int, str] | None:
         assert self.db is not None
@@ -245,6 +261,10 @@ class JobState:
 
     def settle(self, lease_id: int) -> None:
         """The request's outcome is durable: it is never fetched again in this job."""
+        assert self.db is not None
+        self._settle(lease_id)
+
+    def _settle(self, lease_id: int) -> None:
         assert self.db is not None
         cur = self.db.execute(
             "UPDATE requests SET state=?, data=NULL WHERE id=? AND state=?",

@@ -149,7 +149,8 @@ class JobScheduler(BaseScheduler):
         product_id = request.cb_kwargs.get("product_id")
         if not isinstance(product_id, int):
             product_id = None
-        if not self.state.add_request(fp, request.priority, data, product_id):
+        replaces = request.meta.get(LEASE_KEY)  # a retry or redirect of a leased request
+        if not self.state.add_request(fp, request.priority, data, product_id, replaces):
             self._log_dupe(request)
             return False
         self.stats.inc_value("scheduler/enqueued/disk")

@@ -42,7 +42,9 @@ class Comparison:
         lines = [head]
         lines += [f"  missing product {pid}" for pid in self.missing[:20]]
         lines += [f"  extra product {pid}" for pid in self.extra[:20]]
-        lines += [f"  product {pid} exported {n} times" for pid, n in list(self.repeated.items())[:20]]
+        lines += [
+            f"  product {pid} exported {n} times" for pid, n in list(self.repeated.items())[:20]
+        ]
         lines += [f"  {error}" for error in self.field_errors[:20]]
         return "\n".join(lines)
 
@@ -70,7 +72,9 @@ def compare(items: list[dict[str, Any]], expected: list[dict[str, Any]]) -> Comp
     for pid in sorted(want.keys() & got.keys()):
         item, truth = got[pid], want[pid]
         if not _valid_date(item.get("date")):
-            result.field_errors.append(f"product {pid}: date {item.get('date')!r} is not ISO 8601 UTC")
+            result.field_errors.append(
+                f"product {pid}: date {item.get('date')!r} is not ISO 8601 UTC"
+            )
         for name, value in truth.items():
             if item.get(name, "<absent>") != value:
                 result.field_errors.append(
@@ -80,7 +84,9 @@ def compare(items: list[dict[str, Any]], expected: list[dict[str, Any]]) -> Comp
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m plt.verify", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m plt.verify", description=__doc__.split("\n")[0]
+    )
     parser.add_argument("items", type=Path, help="the job's items.jsonl")
     parser.add_argument("expected", type=Path, help="ground truth JSON lines")
     args = parser.parse_args(argv)

@@ -110,6 +110,8 @@ def test_kill_9_at_random_moments_then_resume(shop, tmp_path):
     assert kills >= 2
     assert any(0 < n < len(shop.ground_truth) for n in exported_at_kills), exported_at_kills
     assert_exact(shop, tmp_path)
+    assert runs(tmp_path)[-1]["plt/pending_items"] == 0
+    assert "already in the items file" not in final.stderr
     # Only requests leased (in flight) at a kill are fetched again.
     requeued = job_meta(tmp_path, "requeued_total")
     assert requeued > 0

@@ -140,3 +140,17 @@ def test_job_in_use_by_another_process(tmp_path):
         opened(tmp_path)
     first.close()
     opened(tmp_path).close()
+
+
+def test_a_retry_replaces_its_lease_in_one_step(tmp_path):
+    state = opened(tmp_path)
+    state.add_request("stock", 20, "stock", 7)
+    lease_id, _ = state.lease_next()
+    # The retry is unfiltered (no fingerprint) and takes over the lease.
+    assert state.add_request(None, 20, "stock retry", 7, replaces=lease_id)
+    assert (state.queued, state.leased) == (1, 0)
+    state.close()
+    state = opened(tmp_path)
+    assert state.requeued_on_open == 0
+    assert state.lease_next()[1] == "stock retry"
+    assert state.lease_next() is None

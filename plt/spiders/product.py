@@ -159,6 +159,10 @@ class ProductSpider(scrapy.Spider):
         if response.status == 404:
             stats.inc_value("plt/product/withdrawn")
             return
+        if self.job.db is not None and self.job.is_exported(product_id):
+            # A page leased when a run died, whose product was exported since.
+            stats.inc_value("plt/product/already_exported")
+            return
         fields = parse_product(response.selector, response.url)
         if fields is None:
             logger.warning("No product block on %s", response.url)
