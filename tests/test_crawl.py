@@ -6,8 +6,8 @@ import json
 import math
 import os
 import random
-import sqlite3
 import signal
+import sqlite3
 import time
 from pathlib import Path
 

@@ -47,7 +47,7 @@ def test_open_leases_return_to_the_queue_on_reopen(tmp_path):
 def test_export_settles_the_products_lease_and_pending_item(tmp_path):
     state = opened(tmp_path)
     state.add_request("stock", 20, "stock", 7)
-    lease_id, _ = state.lease_next()
+    state.lease_next()
     state.put_pending(7, {"product_id": 7, "name": "x"})
     assert state.get_pending(7) == {"product_id": 7, "name": "x"}
     (tmp_path / ITEMS_FILE).write_bytes(b'{"product_id": 7}\n')
