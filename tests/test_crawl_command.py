@@ -1,0 +1,118 @@
+"""``scrapy crawl``: the daily job directory, and one clear message for a bad one."""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import sqlite3
+import time
+from pathlib import Path
+
+import pytest
+
+from plt.commands.crawl import JOB_STATE_ERROR_EXIT, default_jobdir
+from plt.jobstate import ITEMS_FILE, LOCK_FILE, STATE_FILE
+from tests.conftest import PROJECT, run_crawl, runs
+
+
+def test_default_jobdir_is_daily_beside_scrapy_cfg(monkeypatch):
+    monkeypatch.chdir(PROJECT)
+    when = time.mktime((2026, 11, 23, 12, 0, 0, 0, 0, 0))
+    assert default_jobdir("product", when) == PROJECT / "jobs" / "product-2026-11-23"
+
+
+def make_job(jobdir: Path, shop) -> None:
+    proc = run_crawl(jobdir, shop.url, "CLOSESPIDER_ITEMCOUNT=5")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+
+
+def garbage(jobdir: Path) -> Path:
+    path = jobdir / STATE_FILE
+    path.write_bytes(os.urandom(8192))
+    return path
+
+
+def truncated(jobdir: Path) -> Path:
+    path = jobdir / STATE_FILE
+    path.write_bytes(path.read_bytes()[:4096])
+    return path
+
+
+def old_version(jobdir: Path) -> Path:
+    path = jobdir / STATE_FILE
+    db = sqlite3.connect(path)
+    db.execute("UPDATE meta SET value='0' WHERE key='schema'")
+    db.commit()
+    db.close()
+    return path
+
+
+def bad_items(jobdir: Path) -> Path:
+    path = jobdir / ITEMS_FILE
+    with path.open("ab") as f:
+        f.write(b"<html>not an item</html>\n")
+    return path
+
+
+def cut_items(jobdir: Path) -> Path:
+    path = jobdir / ITEMS_FILE
+    path.write_bytes(b"")
+    return path
+
+
+@pytest.mark.parametrize(
+    ("damage", "words"),
+    [
+        (garbage, "damaged or not a PLT job state"),
+        (truncated, "damaged or not a PLT job state"),
+        (old_version, "schema version 0"),
+        (bad_items, "not a product item"),
+        (cut_items, "truncated or replaced"),
+    ],
+)
+def test_damaged_job_directory_stops_with_one_message(shop, tmp_path, damage, words):
+    make_job(tmp_path, shop)
+    for suffix in ("-wal", "-shm"):
+        (tmp_path / (STATE_FILE + suffix)).unlink(missing_ok=True)
+    path = damage(tmp_path)
+    proc = run_crawl(tmp_path, shop.url)
+    assert proc.returncode == JOB_STATE_ERROR_EXIT
+    errors = [line for line in proc.stderr.splitlines() if "ERROR" in line]
+    assert len(errors) == 1, errors
+    assert words in errors[0] and str(path) in errors[0]
+    assert "PLT_JOB_RESET=1" in errors[0]
+    assert "Traceback" not in proc.stderr
+    assert runs(tmp_path)[-1].get("scheduler/dequeued", 0) == 0
+    # The way out works, and nothing of the damage is left.
+    assert run_crawl(tmp_path, shop.url, "PLT_JOB_RESET=1").returncode == 0
+    assert shop.compare(tmp_path / ITEMS_FILE).exact
+
+
+def test_job_in_use_by_a_live_process(shop, tmp_path):
+    make_job(tmp_path, shop)
+    with (tmp_path / LOCK_FILE).open("r+") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        lock.write("4242")
+        lock.flush()
+        proc = run_crawl(tmp_path, shop.url)
+    assert proc.returncode == JOB_STATE_ERROR_EXIT
+    assert "in use by another live process (pid 4242" in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+def test_embedded_demo_retailer_is_the_default(tmp_path):
+    options = '{"products": 60, "page_bytes": 20000, "seed": 3}'
+    proc = run_crawl(tmp_path, None, f"PLT_EMBEDDED_SHOP_OPTIONS={options}")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "crawling the demo retailer at http://127.0.0.1:" in proc.stderr
+    assert runs(tmp_path)[-1]["plt/products/total"] == 60
+    lines = (tmp_path / ITEMS_FILE).read_text().splitlines()
+    assert 50 <= len(lines) <= 60
+
+
+def test_extra_output_with_o_keeps_the_job_feed(shop, tmp_path):
+    extra = tmp_path / "extra.jsonl"
+    proc = run_crawl(tmp_path / "job", shop.url, f'FEEDS={{"{extra}": {{"format": "jsonl"}}}}')
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert shop.compare(tmp_path / "job" / ITEMS_FILE).exact
+    assert shop.compare(extra).exact
