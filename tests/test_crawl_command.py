@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import fcntl
+import json
 import os
 import sqlite3
 import time
@@ -112,7 +113,8 @@ def test_embedded_demo_retailer_is_the_default(tmp_path):
 
 def test_extra_output_with_o_keeps_the_job_feed(shop, tmp_path):
     extra = tmp_path / "extra.jsonl"
-    proc = run_crawl(tmp_path / "job", shop.url, f'FEEDS={{"{extra}": {{"format": "jsonl"}}}}')
+    feeds = json.dumps({str(extra): {"format": "jsonl"}})
+    proc = run_crawl(tmp_path / "job", shop.url, f"FEEDS={feeds}")
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert shop.compare(tmp_path / "job" / ITEMS_FILE).exact
     assert shop.compare(extra).exact
