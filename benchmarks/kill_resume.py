@@ -63,6 +63,7 @@ def main() -> int:
     args = parser.parse_args()
     rng = random.Random(args.seed)
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="plt-kill-"))
+    workdir.mkdir(parents=True, exist_ok=True)
     jobdir = workdir / "job"
     config = ShopConfig(products=args.products)
     with ShopProcess(config) as shop:

@@ -20,6 +20,9 @@ USER_AGENT = "plt (+https://example.invalid/plt)"
 CONCURRENT_REQUESTS = 16
 # One retailer host serves (almost) everything: let it use the whole budget.
 CONCURRENT_REQUESTS_PER_DOMAIN = 16
+# Scrapy starts CONCURRENT_ITEMS worker tasks for every response's output;
+# a callback here yields at most one item, so one worker does.
+CONCURRENT_ITEMS = 1
 DOWNLOAD_TIMEOUT = 60
 RETRY_TIMES = 3
 TELNETCONSOLE_ENABLED = False

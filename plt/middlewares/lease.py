@@ -1,9 +1,14 @@
 """Settle a request's lease once everything its callback produced is durable.
 
-By the time a callback's output is exhausted, the scraper has already handed
-each yielded request to the scheduler, which stored it. Responses that yielded
-an item are settled by the export instead (the item is durable only once its
-line is in the items file), through the product id stored with the lease.
+The scraper does not hand a callback's requests to the scheduler as they are
+yielded: it buffers the output in a queue that its workers drain later, so
+the output can be exhausted while some requests are still in memory only.
+This middleware, the outermost, therefore hands each request to the engine
+itself (what the scraper would do with it), which stores it in the job state
+at once; when the output is exhausted, all of it is durable and the lease is
+settled. Responses that yielded an item are settled by the export instead
+(the item is durable only once its line is in the items file), through the
+product id stored with the lease.
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ if TYPE_CHECKING:
 
 class LeaseMiddleware:
     def __init__(self, crawler: Crawler) -> None:
+        self.crawler = crawler
         self.state = JobState.for_crawler(crawler)
 
     @classmethod
@@ -35,8 +41,10 @@ class LeaseMiddleware:
     ) -> AsyncIterator[Any]:
         produced_item = False
         async for obj in result:
-            if not isinstance(obj, Request):
-                produced_item = True
+            if isinstance(obj, Request):
+                self.crawler.engine.crawl(obj)
+                continue
+            produced_item = True
             yield obj
         lease_id = response.request.meta.get(LEASE_KEY) if response.request else None
         if lease_id is not None and not produced_item and self.state.db is not None:
