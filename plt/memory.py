@@ -114,8 +114,13 @@ def cgroup_memory_limit(
     v2_path, v1_path = _own_cgroup_paths(Path(proc_cgroup))
     candidates = [d / "memory.max" for d in _chain(root, v2_path)]
     candidates += [d / "memory.limit_in_bytes" for d in _chain(root / "memory", v1_path)]
-    limits = [limit for path in candidates if (limit := _read_limit(path)) is not None]
-    return min(limits) if limits else None
+    return tightest_limit(*(_read_limit(path) for path in candidates))
+
+
+def tightest_limit(*limits: int | None) -> int | None:
+    """The smallest of the positive limits given (None and 0 mean "no limit")."""
+    real = [limit for limit in limits if limit]
+    return min(real) if real else None
 
 
 @cache

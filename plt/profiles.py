@@ -7,6 +7,7 @@ spider ``custom_settings`` (30) and ``-s`` on the command line (40).
 
 from __future__ import annotations
 
+import asyncio
 import importlib
 import logging
 import pkgutil
@@ -63,6 +64,14 @@ def normalize_profile_name(name: Any) -> str:
     return str(name if name is not None else "").strip().lower()
 
 
+def profile_name(settings: BaseSettings) -> str:
+    """The PROFILE setting, normalized; unset means DEFAULT_PROFILE, None means none."""
+    if "PROFILE" not in settings:
+        return DEFAULT_PROFILE
+    # Not settings.get(), which would turn an explicit None into the default.
+    return normalize_profile_name(settings["PROFILE"])
+
+
 def load_profile(name: str, package: str = PROFILES_PACKAGE) -> dict[str, Any]:
     """The settings of profile ``name``: its module's public UPPERCASE names."""
     name = normalize_profile_name(name)
@@ -80,19 +89,16 @@ def load_profile(name: str, package: str = PROFILES_PACKAGE) -> dict[str, Any]:
     }
 
 
-def _load_or_exit(name: Any) -> dict[str, Any]:
-    """load_profile(), ending the process with one line if the name is unknown.
+def _exit_line(exc: UnknownProfileError) -> SystemExit:
+    # SystemExit prints its message alone on stderr and exits with status 1.
+    return SystemExit(f"error: {exc}")
 
-    SystemExit prints its message to stderr and exits with status 1; a UsageError
-    here would not reach scrapy.cmdline's handler and would print a traceback.
-    """
-    name = normalize_profile_name(name)
-    if name in NO_PROFILE:
-        return {}
+
+def _in_asyncio_task() -> bool:
     try:
-        return load_profile(name)
-    except UnknownProfileError as exc:
-        raise SystemExit(f"error: {exc}") from None
+        return asyncio.current_task() is not None
+    except RuntimeError:  # no running event loop
+        return False
 
 
 class ProfileAddon:
@@ -108,19 +114,32 @@ class ProfileAddon:
 
     @classmethod
     def update_pre_crawler_settings(cls, settings: BaseSettings) -> None:
-        # Runs synchronously when the CrawlerProcess is built, before any reactor or
-        # crawl task exists: the only point where an error can end `scrapy crawl` with
-        # one line. Raised later (update_settings runs inside the crawl task) it would
-        # surface as an asyncio/Deferred traceback.
-        _load_or_exit(settings.get("PROFILE", DEFAULT_PROFILE))
+        # Runs synchronously when the CrawlerProcess is built, before logging, reactor
+        # or crawl task exist: an unknown PROFILE from settings.py or -s ends `scrapy
+        # crawl` here with one line. A UsageError would not reach scrapy.cmdline's
+        # handler at this point and would print a traceback.
+        name = profile_name(settings)
+        if name not in NO_PROFILE:
+            try:
+                load_profile(name)
+            except UnknownProfileError as exc:
+                raise _exit_line(exc) from None
 
     def update_settings(self, settings: BaseSettings) -> None:
-        name = normalize_profile_name(settings.get("PROFILE", DEFAULT_PROFILE))
+        name = profile_name(settings)
         if name in NO_PROFILE:
             logger.info("Memory profile: none", extra={"crawler": self.crawler})
             return
-        # Checked again: spider custom_settings may name a different profile.
-        values = _load_or_exit(name)
+        try:
+            # Checked again: spider custom_settings may name a different profile.
+            values = load_profile(name)
+        except UnknownProfileError as exc:
+            # In AsyncCrawlerProcess's crawl task asyncio lets SystemExit end the
+            # process cleanly; a Deferred (Twisted reactor, CrawlerRunner) would swallow
+            # it and exit 0, so there the error stays an exception and fails the crawl.
+            if _in_asyncio_task():
+                raise _exit_line(exc) from None
+            raise
         overridden = []
         for key, value in values.items():
             # Settings.set() keeps a value of higher priority (spider, cmdline).

@@ -29,7 +29,13 @@ TELNETCONSOLE_ENABLED = False
 REMOTE_CONTROL_ENABLED = False
 LOG_LEVEL = "INFO"
 
+# Memory profile: settings_profiles/profile_<PROFILE>.py (256mb, 512mb, 1gb,
+# 2gb), applied at priority 25: over this file, under spider custom_settings
+# and -s. "none" = no profile.
+PROFILE = "1gb"
+
 ADDONS = {
+    "plt.profiles.ProfileAddon": 0,  # first, so later add-ons see its values
     "plt.shopaddon.EmbeddedShopAddon": 10,
     "plt.jobfeed.JobFeedAddon": 20,
 }
@@ -59,10 +65,27 @@ EXTENSIONS = {
     # Scrapy's SpiderState pickles spider.state into JOBDIR; a job directory
     # must never be able to run code when it is loaded.
     "scrapy.extensions.spiderstate.SpiderState": None,
+    "plt.extensions.governor.MemoryGovernor": 550,
     "plt.extensions.memreport.MemoryReport": 600,
     "plt.extensions.progress.Progress": 610,
     "plt.extensions.runlog.RunLog": 900,
 }
+
+# Memory governor; Scrapy's MemoryUsage stays on as the hard stop.
+PLT_GOVERNOR_ENABLED = True
+PLT_MEMORY_BUDGET_MB = 0
+PLT_GOVERNOR_INTERVAL = 1.0
+PLT_GOVERNOR_HIGH = 0.80
+PLT_GOVERNOR_PAUSE = 0.90
+PLT_GOVERNOR_LOW = 0.60
+PLT_GOVERNOR_MIN_CONCURRENCY = 1
+PLT_GOVERNOR_RAISE_STEP = 1
+PLT_GOVERNOR_RAISE_TICKS = 3
+PLT_GOVERNOR_COOLDOWN = 3.0
+PLT_GOVERNOR_MAX_PAUSE = 60.0
+PLT_GOVERNOR_TRIM_INTERVAL = 10.0
+PLT_GOVERNOR_GC = True
+PLT_GOVERNOR_CGROUP_ROOT = "/sys/fs/cgroup"
 
 # Memory report: memory-report.json/.txt and memory.svg in JOBDIR.
 PLT_MEMREPORT_ENABLED = True

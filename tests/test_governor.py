@@ -29,6 +29,7 @@ class FakeDownloader:
     def __init__(self, total: int, per_slot: int) -> None:
         self.total_concurrency = total
         self.slots = {"shop.example": FakeSlot(per_slot), "api.example": FakeSlot(per_slot)}
+        self.active: set[Any] = {"a request in flight"}
         self.processed: list[FakeSlot] = []
 
     def _process_queue(self, slot: FakeSlot) -> None:
@@ -324,6 +325,22 @@ def test_pause_times_out_and_rearms_under_high(tmp_path: Path) -> None:
     assert h.engine.paused  # re-armed once RSS went under HIGH
 
 
+def test_pause_ends_once_in_flight_work_has_drained(h: Harness) -> None:
+    h.engine.scraper = SimpleNamespace(slot=mock.Mock(is_idle=mock.Mock(return_value=False)))
+    h.tick(0.95)
+    h.engine.downloader.active.clear()
+    for _ in range(3):
+        h.tick(0.95)
+    assert h.engine.paused  # the scraper still holds responses
+    h.engine.scraper.slot.is_idle.return_value = True
+    h.tick(0.95)
+    assert h.engine.paused  # drained: one more tick, with gc + trim, to see RSS fall
+    h.tick(0.95)
+    assert not h.engine.paused  # nothing left to wait for: crawl on slowly
+    assert h.total == 2
+    assert h.stat("pause_timeouts") == 1
+
+
 def test_max_pause_zero_pauses_as_long_as_needed(tmp_path: Path) -> None:
     h = Harness(tmp_path, PLT_GOVERNOR_MAX_PAUSE=0)
     for _ in range(100):
@@ -409,6 +426,19 @@ def test_trim_above_high_rate_limited_and_measured(
     assert h.stat("trim_freed_mb") == 150.0  # nothing freed the second time
 
 
+def test_trim_every_tick_while_paused(tmp_path: Path, trim_mocks: SimpleNamespace) -> None:
+    h = Harness(tmp_path, PLT_GOVERNOR_TRIM_INTERVAL=10)
+    h.tick(0.95)
+    assert h.engine.paused
+    for _ in range(3):
+        h.tick(0.85)
+    assert trim_mocks.trim.call_count == 4
+    h.tick(0.5)  # resumed
+    h.tick(0.85)
+    h.tick(0.85)
+    assert trim_mocks.trim.call_count == 4  # back to once per PLT_GOVERNOR_TRIM_INTERVAL
+
+
 def test_no_trim_below_high(tmp_path: Path, trim_mocks: SimpleNamespace) -> None:
     h = Harness(tmp_path, PLT_GOVERNOR_TRIM_INTERVAL=10)
     for _ in range(20):
@@ -461,11 +491,12 @@ def test_first_throttle_and_first_pause_are_logged_once(
 
 # -- a real crawl ------------------------------------------------------------
 
-CRAWL_SCRIPT = r'''
+CRAWL_SCRIPT = r"""
 import json, sys, threading, time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import scrapy
+from scrapy.core.downloader import Downloader
 from scrapy.crawler import CrawlerProcess
 
 from plt.extensions.governor import MemoryGovernor
@@ -494,6 +525,10 @@ class FakePressureGovernor(MemoryGovernor):
     @classmethod
     def from_crawler(cls, crawler):
         return cls(crawler, rss_reader=lambda: int(state["pressure"] * BUDGET))
+
+    def _drained(self):
+        # "resume": wait for RSS to fall; "drain": give up once nothing is in flight.
+        return sys.argv[1] == "drain" and super()._drained()
 
     def _pause(self, rss, now):
         super()._pause(rss, now)
@@ -534,11 +569,15 @@ process = CrawlerProcess({
 })
 crawler = process.create_crawler(Spider)
 started = []  # when the engine hands a request to the downloader
-crawler.signals.connect(
-    lambda request, spider: started.append(time.monotonic()),
-    signal=scrapy.signals.request_reached_downloader,
-    weak=False,
-)
+fetch = Downloader.fetch
+
+
+def recording_fetch(self, request, *args, **kwargs):
+    started.append(time.monotonic())
+    return fetch(self, request, *args, **kwargs)
+
+
+Downloader.fetch = recording_fetch
 process.crawl(crawler)
 process.start()
 server.shutdown()
@@ -552,15 +591,17 @@ print(json.dumps({
     "raised": stats.get("plt/memory/raised"),
     "concurrency": stats.get("plt/memory/concurrency"),
     "pause_window": resume - pause if pause and resume else None,
+    "pause_timeouts": stats.get("plt/memory/pause_timeouts"),
     "in_downloader_at_pause": state["in_downloader"],
     "arrivals_in_pause": sum(pause < t < resume for t in arrivals) if pause else None,
     "started_in_pause": sum(pause < t < resume for t in started) if pause else None,
     "arrivals_after_resume": sum(t > resume for t in arrivals) if resume else None,
 }))
-'''
+"""
 
 
-def test_real_crawl_pauses_without_losing_requests(tmp_path: Path) -> None:
+@pytest.mark.parametrize("mode", ["resume", "drain"])
+def test_real_crawl_pauses_without_losing_requests(tmp_path: Path, mode: str) -> None:
     import json
     import subprocess
     import sys
@@ -569,7 +610,7 @@ def test_real_crawl_pauses_without_losing_requests(tmp_path: Path) -> None:
     script.write_text(CRAWL_SCRIPT)
     repo = Path(__file__).resolve().parents[1]
     result = subprocess.run(
-        [sys.executable, str(script)],
+        [sys.executable, str(script), mode],
         cwd=tmp_path,
         env={"PYTHONPATH": str(repo), "PATH": "/usr/bin:/bin"},
         capture_output=True,
@@ -580,8 +621,13 @@ def test_real_crawl_pauses_without_losing_requests(tmp_path: Path) -> None:
     out = json.loads(result.stdout.strip().splitlines()[-1])
     assert out["finish_reason"] == "finished"
     assert out["responses"] == 200  # every request was crawled, none lost in the pause
-    assert out["pause_window"] > 0.8
-    assert out["paused_seconds"] >= 0.8
+    if mode == "resume":  # the pause lasted as long as the memory pressure
+        assert out["pause_window"] > 0.8
+        assert out["paused_seconds"] >= 0.8
+        assert out["pause_timeouts"] is None
+    else:  # pressure outlived the in-flight work: resumed early, at the minimum
+        assert out["pause_window"] < 0.8
+        assert out["pause_timeouts"] == 1
     # While paused the engine started nothing; only requests it had already handed
     # to the downloader reached the server.
     assert out["arrivals_in_pause"] <= out["in_downloader_at_pause"]

@@ -26,7 +26,7 @@ def no_proc(tmp_path: Path) -> Path:
 def test_current_rss_is_the_current_not_the_peak() -> None:
     before = memory.current_rss()
     block = bytearray(64 * memory.MIB)  # zero-filled pages are touched by bytearray()
-    block[:: 4096] = b"x" * len(block[::4096])
+    block[::4096] = b"x" * len(block[::4096])
     grown = memory.current_rss()
     del block
     after = memory.current_rss()
@@ -113,3 +113,9 @@ def test_malloc_trim_without_glibc(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(memory, "_malloc_trim_func", lambda: None)
     assert memory.malloc_trim_available() is False
     assert memory.malloc_trim() is False
+
+
+def test_tightest_limit() -> None:
+    assert memory.tightest_limit(None, 0) is None
+    assert memory.tightest_limit() is None
+    assert memory.tightest_limit(5, None, 3, 0) == 3

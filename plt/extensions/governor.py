@@ -1,17 +1,10 @@
-"""MemoryGovernor extension: keep the crawl's resident memory inside its budget.
+"""MemoryGovernor extension: keep the crawl's current RSS inside its memory budget.
 
-Every ``PLT_GOVERNOR_INTERVAL`` seconds it reads the current RSS and compares
-it with the budget (the smaller of ``PLT_MEMORY_BUDGET_MB``, or else
-``MEMUSAGE_LIMIT_MB``, and the container's cgroup limit):
-
-* at or above ``PLT_GOVERNOR_HIGH`` of the budget: free what glibc and the
-  cyclic GC hold (rate limited), then halve the download concurrency;
-* at or above ``PLT_GOVERNOR_PAUSE``: also stop starting new requests until
-  RSS is back under ``PLT_GOVERNOR_HIGH``;
-* under ``PLT_GOVERNOR_LOW`` for ``PLT_GOVERNOR_RAISE_TICKS`` ticks in a row:
-  raise concurrency by ``PLT_GOVERNOR_RAISE_STEP``, up to ``CONCURRENT_REQUESTS``.
-
-Scrapy's MemoryUsage extension stays enabled as the last line of defence.
+Budget: min(PLT_MEMORY_BUDGET_MB, or else MEMUSAGE_LIMIT_MB; the cgroup limit). Each tick:
+at PLT_GOVERNOR_HIGH of it, gc + malloc_trim (rate limited) and halve the concurrency; at
+PLT_GOVERNOR_PAUSE, also start no new request until RSS is back under HIGH; under
+PLT_GOVERNOR_LOW for PLT_GOVERNOR_RAISE_TICKS ticks, add PLT_GOVERNOR_RAISE_STEP, up to
+CONCURRENT_REQUESTS. Scrapy's MemoryUsage stays on as the last line of defence.
 """
 
 from __future__ import annotations
@@ -81,29 +74,29 @@ class MemoryGovernor:
         self.trim_interval: float = settings.getfloat("PLT_GOVERNOR_TRIM_INTERVAL", 10.0)
         self.collect_garbage: bool = settings.getbool("PLT_GOVERNOR_GC", True)
 
-        configured_mb = settings.getint("PLT_MEMORY_BUDGET_MB", 0) or settings.getint(
-            "MEMUSAGE_LIMIT_MB", 0
+        configured_mb = settings.getint("PLT_MEMORY_BUDGET_MB") or settings.getint(
+            "MEMUSAGE_LIMIT_MB"
         )
         cgroup_root = settings.get("PLT_GOVERNOR_CGROUP_ROOT") or memory.DEFAULT_CGROUP_ROOT
         self.cgroup_limit: int | None = memory.cgroup_memory_limit(cgroup_root)
-        limits = [configured_mb * MIB] if configured_mb > 0 else []
-        if self.cgroup_limit is not None:
-            limits.append(self.cgroup_limit)
-        if not limits:
+        budget = memory.tightest_limit(configured_mb * MIB, self.cgroup_limit)
+        if budget is None:
             raise NotConfigured(
                 "MemoryGovernor has no budget: set PLT_MEMORY_BUDGET_MB or MEMUSAGE_LIMIT_MB"
             )
-        self.budget: int = min(limits)
+        self.budget: int = budget
 
         self.target: int = self.max_concurrency
         self.paused = False
         self._pause_started: float | None = None
         self._pause_spent = False  # a timed-out pause re-arms only once under HIGH
         self._low_ticks = 0
+        self._drained_ticks = 0
         self._last_reduce = float("-inf")
         self._last_trim = float("-inf")
         self._last_tick: float | None = None
         self._paused_seconds = 0.0
+        self._freed_mb = 0.0
         self._slot_max: dict[str, int] = {}
         self._warned: set[str] = set()
         self._task: Any = None
@@ -115,21 +108,19 @@ class MemoryGovernor:
     def from_crawler(cls, crawler: Crawler) -> Self:
         return cls(crawler)
 
-    # -- lifecycle ---------------------------------------------------------
-
     def engine_started(self) -> None:
-        self.stats.set_value(STAT + "budget_mb", round(self.budget / MIB))
-        self.stats.set_value(STAT + "concurrency", self.target)
-        for name in ("throttled", "raised", "trim_count"):
-            self.stats.set_value(STAT + name, 0)
-        self.stats.set_value(STAT + "paused_seconds", 0.0)
-        self.stats.set_value(STAT + "trim_freed_mb", 0.0)
+        initial = {"budget_mb": round(self.budget / MIB), "concurrency": self.target}
+        initial |= dict.fromkeys(("throttled", "raised", "trim_count"), 0)
+        initial |= dict.fromkeys(("paused_seconds", "trim_freed_mb"), 0.0)
+        for name, value in initial.items():
+            self.stats.set_value(STAT + name, value)
+        cgroup = f"{self.cgroup_limit // MIB}MiB" if self.cgroup_limit else "none"
         logger.info(
             "Memory governor: budget %(budget)dMiB (cgroup limit: %(cgroup)s), "
             "concurrency %(min)d..%(max)d",
             {
                 "budget": self.budget / MIB,
-                "cgroup": f"{self.cgroup_limit // MIB}MiB" if self.cgroup_limit else "none",
+                "cgroup": cgroup,
                 "min": self.min_concurrency,
                 "max": self.max_concurrency,
             },
@@ -154,8 +145,6 @@ class MemoryGovernor:
                 logger.exception("Memory governor tick failed", extra={"crawler": self.crawler})
             self.stats.inc_value(STAT + "tick_errors")
 
-    # -- control loop ------------------------------------------------------
-
     def tick(self) -> None:
         now = self._clock()
         rss = self._read_rss()
@@ -163,7 +152,7 @@ class MemoryGovernor:
             self._paused_seconds += now - self._last_tick
         self._last_tick = now
 
-        if rss >= self.high * self.budget and now - self._last_trim >= self.trim_interval > 0:
+        if rss >= self.high * self.budget and self._trim_due(now):
             rss = self._trim(rss, now)
         self.stats.set_value(STAT + "rss_mb", round(rss / MIB, 1))
         self.stats.max_value(STAT + "rss_peak_mb", round(rss / MIB, 1))
@@ -178,8 +167,8 @@ class MemoryGovernor:
                 self._reduce(rss, now)
             if urgent:
                 self._pause(rss, now)
-            elif self.paused and 0 < self.max_pause <= now - (self._pause_started or now):
-                self._pause_timed_out(rss, now)
+            elif self._pause_started is not None:
+                self._check_pause(rss, now)
         else:
             self._pause_spent = False
             if self.paused:
@@ -240,10 +229,16 @@ class MemoryGovernor:
             level=logging.WARNING,
         )
 
-    def _pause_timed_out(self, rss: int, now: float) -> None:
+    def _check_pause(self, rss: int, now: float) -> None:
         # RSS that in-flight work cannot bring down (a leak, a large scheduler) would
-        # otherwise hang the crawl forever; crawl on at minimum concurrency instead and
-        # leave the hard stop to MemoryUsage.
+        # hang the crawl forever; once nothing is left in flight for two ticks (each
+        # with gc + trim) or PLT_GOVERNOR_MAX_PAUSE passed, crawl on at the minimum
+        # concurrency and leave the hard stop to MemoryUsage.
+        assert self._pause_started is not None
+        self._drained_ticks = self._drained_ticks + 1 if self._drained() else 0
+        paused_for = now - self._pause_started
+        if self._drained_ticks < 2 and not 0 < self.max_pause <= paused_for:
+            return
         self._resume(now)
         self._pause_spent = True
         self.target = self.min_concurrency
@@ -252,12 +247,19 @@ class MemoryGovernor:
             "pause_timeout",
             "Memory governor: RSS %(rss)dMiB still %(pct)d%% of the %(budget)dMiB budget "
             "after a %(secs)ds pause, resuming at concurrency %(new)d",
-            {**self._usage(rss), "secs": self.max_pause, "new": self.target},
+            {**self._usage(rss), "secs": paused_for, "new": self.target},
             level=logging.WARNING,
         )
 
+    def _drained(self) -> bool:
+        engine = self.crawler.engine
+        scraper_slot = getattr(getattr(engine, "scraper", None), "slot", None)
+        idle = scraper_slot is None or scraper_slot.is_idle()
+        return idle and not engine.downloader.active
+
     def _resume(self, now: float) -> None:
         self.paused = False
+        self._drained_ticks = 0
         self._pause_started = None
         engine = self.crawler.engine
         engine.unpause()
@@ -287,6 +289,14 @@ class MemoryGovernor:
                     process_queue(slot)  # start queued downloads now, not at the next finish
         self.stats.set_value(STAT + "concurrency", 0 if self.paused else self.target)
 
+    def _trim_due(self, now: float) -> bool:
+        if self.trim_interval <= 0:
+            return False
+        # While paused nothing new starts, and garbage freed by in-flight work finishing
+        # only shows in RSS after gc + trim, so trim every tick to resume sooner.
+        every = self.interval if self.paused else self.trim_interval
+        return now - self._last_trim >= every
+
     def _trim(self, rss: int, now: float) -> int:
         """Free cyclic garbage and glibc's cached heap; return the new RSS."""
         self._last_trim = now
@@ -301,7 +311,8 @@ class MemoryGovernor:
             return rss
         after = self._read_rss()
         freed = max(0, rss - after)
-        self.stats.inc_value(STAT + "trim_freed_mb", round(freed / MIB, 1))
+        self._freed_mb += freed / MIB
+        self.stats.set_value(STAT + "trim_freed_mb", round(self._freed_mb, 1))
         logger.debug(
             "Memory governor: gc + malloc_trim freed %(freed)dMiB",
             {"freed": freed / MIB},

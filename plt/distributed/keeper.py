@@ -1,0 +1,106 @@
+"""Keeps a distributed worker's leases alive and the worker open while the crawl runs.
+
+* Every third of PLT_LEASE_SECONDS it renews the leases this worker holds and
+  puts back in the queue the expired leases of workers that died.
+* When the worker is idle, whatever it still holds failed for now (a network
+  error kept its lease, as in the SQLite job state): those requests go to the
+  crawl's failed set, which the next worker to start retries.
+* An idle worker stays open (DontCloseSpider) while any request of the crawl is
+  queued or leased anywhere, since a leased request can still yield more work
+  or come back when its worker dies; a worker not seeding the crawl also waits
+  up to PLT_REDIS_SEED_WAIT seconds for a seed. Then it closes, and the crawl
+  is marked finished in Redis once nothing is left, failed included.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import TYPE_CHECKING
+
+from scrapy import signals
+from scrapy.exceptions import DontCloseSpider, NotConfigured
+from scrapy.utils.asyncio import create_looping_call
+
+from plt.distributed.state import DEFAULT_LEASE_SECONDS, RedisJobState
+from plt.jobstate import JobState
+
+if TYPE_CHECKING:
+    from typing import Self
+
+    from scrapy import Spider
+    from scrapy.crawler import Crawler
+
+logger = logging.getLogger(__name__)
+
+WAIT_LOG_INTERVAL = 30.0
+
+
+class LeaseKeeper:
+    def __init__(self, crawler: Crawler) -> None:
+        settings = crawler.settings
+        if not settings.getbool("PLT_DISTRIBUTED"):
+            raise NotConfigured
+        state = JobState.for_crawler(crawler)
+        assert isinstance(state, RedisJobState)
+        self.state = state
+        self.stats = crawler.stats
+        lease_seconds = settings.getfloat("PLT_LEASE_SECONDS", DEFAULT_LEASE_SECONDS)
+        self.interval = lease_seconds / 3
+        self.seed_wait = settings.getfloat("PLT_REDIS_SEED_WAIT", 300.0)
+        self._loop = create_looping_call(self.tick)
+        self._opened_at = time.monotonic()
+        self._last_wait_log = 0.0
+        crawler.signals.connect(self.spider_opened, signal=signals.spider_opened)
+        crawler.signals.connect(self.spider_idle, signal=signals.spider_idle)
+        crawler.signals.connect(self.spider_closed, signal=signals.spider_closed)
+
+    @classmethod
+    def from_crawler(cls, crawler: Crawler) -> Self:
+        return cls(crawler)
+
+    def spider_opened(self, spider: Spider) -> None:
+        self._opened_at = time.monotonic()
+        self._loop.start(self.interval, now=False)
+
+    def spider_closed(self, spider: Spider) -> None:
+        if self._loop.running:
+            self._loop.stop()
+
+    def tick(self) -> None:
+        if self.state.db is None:
+            return
+        held = self.state.renew()
+        self.stats.max_value("plt/redis/held_max", held)
+        if requeued := self.state.store.requeue_expired():
+            self.stats.inc_value("plt/redis/requeued", requeued)
+            logger.info("%d expired leases of stopped workers queued again", requeued)
+
+    def spider_idle(self, spider: Spider) -> None:
+        state = self.state
+        if state.db is None:
+            return
+        if failed := state.fail_held():
+            self.stats.inc_value("plt/redis/failed", failed)
+            logger.warning("%d requests failed for now; kept for the next run", failed)
+        if requeued := state.store.requeue_expired():
+            self.stats.inc_value("plt/redis/requeued", requeued)
+        status = state.status()
+        waiting_for_seed = (
+            not status.seeded and time.monotonic() - self._opened_at < self.seed_wait
+        )
+        if status.done and not waiting_for_seed:
+            return  # the worker closes; the crawl is finished if nothing failed
+        self.stats.inc_value("plt/redis/idle_waits")
+        now = time.monotonic()
+        if now - self._last_wait_log >= WAIT_LOG_INTERVAL:
+            self._last_wait_log = now
+            logger.info(
+                "Worker %s idle, crawl %s goes on: %s",
+                state.worker,
+                state.job,
+                "waiting for a seed"
+                if waiting_for_seed
+                else f"{status.queued} requests queued, {status.leased} leased",
+            )
+        raise DontCloseSpider

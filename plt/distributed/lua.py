@@ -1,0 +1,184 @@
+"""The Redis side of the lease protocol: one Lua script per atomic step.
+
+Each script runs atomically in Redis, so at every instant a request of the
+crawl is in exactly one place: the queue (a ZSET scored by -priority, members
+are zero-padded ids, so equal priorities pop first in, first out), the lease
+set (a ZSET scored by expiry, Redis server time), the failed set, or nowhere
+(settled). The request itself is stored once, in a HASH, as
+``"<priority> <json>"``, and deleted when it is settled.
+
+Expiries use Redis' own clock (TIME), so the workers' clocks do not matter.
+"""
+
+from __future__ import annotations
+
+_NOW = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
+"""
+
+_PRIORITY = "local function prio(v) return -tonumber(string.match(v, '^(%S+)')) end\n"
+
+# Seen check, enqueue and settling of the replaced lease in one step: a worker
+# killed in between can neither lose the request nor leave it half recorded.
+# KEYS: seen, queue, data, seq, leases, owner, meta
+# ARGV: fingerprint or '', priority, json, replaced lease or '', seed flag
+PUSH = """
+local added = 1
+if ARGV[1] ~= '' then added = redis.call('SADD', KEYS[1], ARGV[1]) end
+if added == 1 then
+  local id = string.format('%012d', redis.call('INCR', KEYS[4]))
+  redis.call('HSET', KEYS[3], id, ARGV[2] .. ' ' .. ARGV[3])
+  redis.call('ZADD', KEYS[2], -tonumber(ARGV[2]), id)
+end
+if ARGV[4] ~= '' then
+  if redis.call('ZREM', KEYS[5], ARGV[4]) + redis.call('ZREM', KEYS[2], ARGV[4]) > 0 then
+    redis.call('HDEL', KEYS[3], ARGV[4])
+  end
+  redis.call('HDEL', KEYS[6], ARGV[4])
+end
+if ARGV[5] == '1' then redis.call('HSET', KEYS[7], 'seeded', '1') end
+return added
+"""
+
+# KEYS: queue, leases, data, owner   ARGV: worker, lease seconds
+POP = (
+    _NOW
+    + """
+local m = redis.call('ZPOPMIN', KEYS[1])
+if #m == 0 then return false end
+redis.call('ZADD', KEYS[2], now + tonumber(ARGV[2]), m[1])
+redis.call('HSET', KEYS[4], m[1], ARGV[1])
+return {m[1], redis.call('HGET', KEYS[3], m[1])}
+"""
+)
+
+_SETTLE_EACH = """
+local function settle(m)
+  local n = redis.call('ZREM', KEYS[4], m) + redis.call('ZREM', KEYS[5], m)
+  if n > 0 then redis.call('HDEL', KEYS[6], m) end
+  redis.call('HDEL', KEYS[7], m)
+  return n
+end
+"""
+
+# The outcome is durable: whether leased (by anyone) or queued again after an
+# expiry, the request is not fetched again.
+# KEYS: -, -, -, leases, queue, data, owner   ARGV: leases...
+SETTLE = (
+    _SETTLE_EACH
+    + """
+local n = 0
+for _, m in ipairs(ARGV) do n = n + settle(m) end
+return n
+"""
+)
+
+# Export record, partial item and leases agree in one step.
+# KEYS: exported, pending, offsets, leases, queue, data, owner
+# ARGV: product id, worker, items file offset, leases...
+EXPORT = (
+    _SETTLE_EACH
+    + """
+local added = redis.call('SADD', KEYS[1], ARGV[1])
+redis.call('HDEL', KEYS[2], ARGV[1])
+redis.call('HSET', KEYS[3], ARGV[2], ARGV[3])
+for i = 4, #ARGV do settle(ARGV[i]) end
+return added
+"""
+)
+
+# Extends the leases this worker still owns; returns those it lost.
+# KEYS: leases, owner, workers   ARGV: worker, lease seconds, leases...
+RENEW = (
+    _NOW
+    + """
+redis.call('HSET', KEYS[3], ARGV[1], now)
+local lost = {}
+for i = 3, #ARGV do
+  local m = ARGV[i]
+  if redis.call('HGET', KEYS[2], m) == ARGV[1] and redis.call('ZSCORE', KEYS[1], m) then
+    redis.call('ZADD', KEYS[1], now + tonumber(ARGV[2]), m)
+  else
+    table.insert(lost, m)
+  end
+end
+return lost
+"""
+)
+
+# Leases whose holder stopped renewing (killed, frozen) go back to the queue.
+# KEYS: leases, queue, data, owner, meta   ARGV: max count
+REQUEUE_EXPIRED = (
+    _NOW
+    + _PRIORITY
+    + """
+local ms = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'LIMIT', 0, tonumber(ARGV[1]))
+for _, m in ipairs(ms) do
+  redis.call('ZREM', KEYS[1], m)
+  redis.call('HDEL', KEYS[4], m)
+  local v = redis.call('HGET', KEYS[3], m)
+  if v then redis.call('ZADD', KEYS[2], prio(v), m) end
+end
+if #ms > 0 then redis.call('HINCRBY', KEYS[5], 'requeued_total', #ms) end
+return #ms
+"""
+)
+
+# A worker's own leases, back to the queue now (it stops) or into the failed
+# set (it is idle, so nothing it holds is in flight: those requests failed).
+# KEYS: leases, queue, data, owner, failed   ARGV: worker, 'queue' | 'failed', leases...
+GIVE_BACK = (
+    _PRIORITY
+    + """
+local n = 0
+for i = 3, #ARGV do
+  local m = ARGV[i]
+  if redis.call('HGET', KEYS[4], m) == ARGV[1] and redis.call('ZREM', KEYS[1], m) == 1 then
+    redis.call('HDEL', KEYS[4], m)
+    local v = redis.call('HGET', KEYS[3], m)
+    if v then
+      if ARGV[2] == 'failed' then redis.call('SADD', KEYS[5], m)
+      else redis.call('ZADD', KEYS[2], prio(v), m) end
+      n = n + 1
+    end
+  end
+end
+return n
+"""
+)
+
+# A new run retries what failed before, as the SQLite job state requeues the
+# leases of a dead run.   KEYS: failed, queue, data
+RETRY_FAILED = (
+    _PRIORITY
+    + """
+local ms = redis.call('SMEMBERS', KEYS[1])
+for _, m in ipairs(ms) do
+  local v = redis.call('HGET', KEYS[3], m)
+  if v then redis.call('ZADD', KEYS[2], prio(v), m) end
+end
+redis.call('DEL', KEYS[1])
+return #ms
+"""
+)
+
+# The crawl's counters; marks it finished, once, when nothing is left anywhere.
+# KEYS: queue, leases, failed, pending, meta, exported
+STATUS = (
+    _NOW
+    + """
+local q = redis.call('ZCARD', KEYS[1])
+local l = redis.call('ZCARD', KEYS[2])
+local f = redis.call('SCARD', KEYS[3])
+local p = redis.call('HLEN', KEYS[4])
+local seeded = redis.call('HGET', KEYS[5], 'seeded') and 1 or 0
+if q == 0 and l == 0 and f == 0 and seeded == 1 then
+  if redis.call('HSETNX', KEYS[5], 'finished', 'true') == 1 then
+    redis.call('HSET', KEYS[5], 'finished_at', tostring(now))
+  end
+end
+local finished = redis.call('HGET', KEYS[5], 'finished') and 1 or 0
+return {q, l, f, p, seeded, finished, redis.call('SCARD', KEYS[6])}
+"""
+)

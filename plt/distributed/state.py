@@ -1,0 +1,265 @@
+"""The job state of a distributed worker, in Redis, behind JobState's interface.
+
+The spider, the exporter, the pipeline and the middlewares call the same
+methods as on the SQLite job state (put_pending, get_pending, is_exported,
+mark_exported, settle, get_meta); here the partial items, the export record
+and the crawl's meta live in Redis, shared by every worker of the crawl. The
+only thing kept in the worker is the set of leases it holds, which is bounded
+by its concurrency.
+
+Each worker appends its items to ``<JOBDIR>/items-<worker>.jsonl`` and marks a
+product exported in Redis right after its line is flushed.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import logging
+import os
+import socket
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import ujson
+from redis.exceptions import RedisError
+from scrapy_redis.connection import get_redis_from_settings
+
+from plt import itemsfile
+from plt.distributed.store import SCHEMA_VERSION, CrawlStatus, JobKeys, LeaseStore, safe_name
+from plt.jobstate import ITEMS_FILE, JobState, JobStateError
+
+if TYPE_CHECKING:
+    from scrapy.crawler import Crawler
+    from scrapy.settings import BaseSettings
+
+logger = logging.getLogger(__name__)
+
+SCHEDULER_PATH = "plt.distributed.scheduler.RedisScheduler"
+DEFAULT_LEASE_SECONDS = 60.0
+_CONSTANT_META = frozenset({"started_at", "schema"})
+
+
+def job_name(settings: BaseSettings) -> str:
+    """PLT_REDIS_JOB, else the JOBDIR's name (``product-<date>`` by default)."""
+    name = settings.get("PLT_REDIS_JOB")
+    if not name and settings.get("JOBDIR"):
+        name = Path(settings["JOBDIR"]).resolve().name
+    if not name:
+        raise JobStateError("Distributed mode needs PLT_REDIS_JOB or JOBDIR to name the crawl.")
+    return safe_name(str(name))
+
+
+def worker_name(settings: BaseSettings) -> str:
+    """PLT_WORKER_NAME, else ``<host>-<pid>``: unique among live workers."""
+    return safe_name(settings.get("PLT_WORKER_NAME") or f"{socket.gethostname()}-{os.getpid()}")
+
+
+def worker_items_file(worker: str) -> str:
+    return f"items-{worker}.jsonl"
+
+
+class RedisJobState(JobState):
+    def __init__(self, crawler: Crawler) -> None:
+        settings = crawler.settings
+        super().__init__(settings.get("JOBDIR"), reset=settings.getbool("PLT_JOB_RESET"))
+        self.settings = settings
+        self.job = job_name(settings)
+        self.worker = worker_name(settings)
+        self.lease_seconds = settings.getfloat("PLT_LEASE_SECONDS", DEFAULT_LEASE_SECONDS)
+        self.keys = JobKeys.for_job(self.job)
+        self.server = get_redis_from_settings(settings)
+        self.store = LeaseStore(self.server, self.keys)
+        # lease -> product id (None for listing pages): what this worker holds.
+        self.held: dict[str, int | None] = {}
+        self._meta_cache: dict[str, Any] = {}
+        self.retried_on_open = 0
+
+    @classmethod
+    def from_crawler(cls, crawler: Crawler) -> RedisJobState:
+        return cls(crawler)
+
+    @property
+    def items_path(self) -> Path | None:
+        return self.jobdir / ITEMS_FILE if self.jobdir else None
+
+    @property
+    def worker_items_path(self) -> Path | None:
+        return self.jobdir / worker_items_file(self.worker) if self.jobdir else None
+
+    # -- opening and closing -------------------------------------------------
+
+    def open(self) -> None:
+        if self.db is not None:
+            return
+        if self.settings.get("SCHEDULER") != SCHEDULER_PATH:
+            raise JobStateError(
+                "PLT_DISTRIBUTED needs the add-on plt.distributed.addon.DistributedAddon "
+                "in ADDONS (it sets SCHEDULER and the worker's feed)."
+            )
+        try:
+            self.server.ping()
+        except RedisError as exc:
+            raise JobStateError(
+                f"Redis at REDIS_URL is not reachable ({exc}); start it or fix REDIS_URL."
+            ) from None
+        if self.jobdir is not None:
+            self.jobdir.mkdir(parents=True, exist_ok=True)
+            self._lock()
+        if self.reset:
+            self._reset()
+        self.db = self.server  # "open", as the SQLite state's db
+        now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+        meta = self.keys.meta
+        self.resumed = not self.server.hsetnx(meta, "started_at", ujson.dumps(now))
+        self.server.hsetnx(meta, "schema", SCHEMA_VERSION)
+        version = self.get_meta("schema")
+        if version != SCHEMA_VERSION:
+            self.close()
+            raise JobStateError(
+                f"The crawl {self.job} in Redis has schema version {version}; this PLT "
+                f"reads version {SCHEMA_VERSION}. Use another PLT_REDIS_JOB or "
+                f"-s PLT_JOB_RESET=1."
+            )
+        self._reconcile()
+        if not self.get_meta("finished", False):
+            self.retried_on_open = self.store.retry_failed()
+            self.requeued_on_open = self.store.requeue_expired()
+
+    def _lock(self) -> None:
+        assert self.jobdir is not None
+        path = self.jobdir / f".worker-{self.worker}.lock"
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            raise JobStateError(
+                f"Worker {self.worker} is already running on {self.jobdir} "
+                f"(lock {path}); give each worker its own PLT_WORKER_NAME."
+            ) from None
+        self._lock_fd = fd
+
+    def _reset(self) -> None:
+        removed = self.store.reset()
+        if self.jobdir is not None:
+            for path in [self.jobdir / ITEMS_FILE, *self.jobdir.glob(worker_items_file("*"))]:
+                path.unlink(missing_ok=True)
+        logger.info(
+            "PLT_JOB_RESET: %d Redis keys of crawl %s and the items in %s removed",
+            removed,
+            self.job,
+            self.jobdir,
+        )
+
+    def _reconcile(self) -> None:
+        """A worker that restarts under the same name catches up its own file."""
+        path = self.worker_items_path
+        if path is None:
+            return
+        offset = int(self.server.hget(self.keys.offsets, self.worker) or 0)
+        try:
+            self.repaired_bytes, ids = itemsfile.reconcile(path, offset)
+        except itemsfile.ItemsFileError as exc:
+            self.close()
+            raise JobStateError(f"{exc} Start the crawl over with -s PLT_JOB_RESET=1.") from None
+        size = path.stat().st_size if path.exists() else 0
+        for product_id in ids:
+            self.store.export(product_id, self.worker, size, [])
+        if self.repaired_bytes and not ids:
+            self.server.hset(self.keys.offsets, self.worker, size)
+
+    def close(self) -> None:
+        if self.db is not None and self.held:
+            try:
+                self.release_held()
+            except RedisError as exc:
+                logger.warning("Leases not given back (%s); they expire instead", exc)
+        self.db = None
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)
+            self._lock_fd = None
+
+    # -- meta ----------------------------------------------------------------
+
+    def get_meta(self, key: str, default: Any = None) -> Any:
+        if key in self._meta_cache:
+            return self._meta_cache[key]
+        raw = self.server.hget(self.keys.meta, key)
+        value = ujson.loads(raw) if raw is not None else default
+        if raw is not None and key in _CONSTANT_META:
+            self._meta_cache[key] = value  # read once per item otherwise
+        return value
+
+    def set_meta(self, key: str, value: Any) -> None:
+        self.server.hset(self.keys.meta, key, ujson.dumps(value))
+
+    # -- frontier and leases -------------------------------------------------
+
+    def push(
+        self, fp: str | None, priority: int, data: str, replaces: Any, seed: bool = False
+    ) -> bool:
+        if replaces is not None:
+            self.held.pop(replaces, None)
+        return self.store.push(fp, priority, data, replaces, seed)
+
+    def lease_next(self) -> tuple[str, str | None] | None:
+        row = self.store.pop(self.worker, self.lease_seconds)
+        if row is not None:
+            self.held[row[0]] = None
+        return row
+
+    def settle(self, lease_id: Any) -> None:
+        self.held.pop(lease_id, None)
+        self.store.settle([lease_id])
+
+    def renew(self) -> int:
+        """Extend this worker's leases; forget those another worker took over."""
+        lost = self.store.renew(self.worker, self.lease_seconds, list(self.held))
+        for lease in lost:
+            self.held.pop(lease, None)
+        return len(self.held)
+
+    def fail_held(self) -> int:
+        """Called when the worker is idle: what it still holds failed for now."""
+        leases, self.held = list(self.held), {}
+        return self.store.give_back(self.worker, leases, failed=True)
+
+    def release_held(self) -> int:
+        leases, self.held = list(self.held), {}
+        return self.store.give_back(self.worker, leases, failed=False)
+
+    def status(self) -> CrawlStatus:
+        return self.store.status()
+
+    # -- partial items and exports -------------------------------------------
+
+    def put_pending(self, product_id: int, fields: dict[str, Any]) -> None:
+        self.server.hset(self.keys.pending, product_id, ujson.dumps(fields))
+
+    def get_pending(self, product_id: int) -> dict[str, Any] | None:
+        raw = self.server.hget(self.keys.pending, product_id)
+        return ujson.loads(raw) if raw is not None else None
+
+    def pending_count(self) -> int:
+        return int(self.server.hlen(self.keys.pending))
+
+    def is_exported(self, product_id: int) -> bool:
+        return bool(self.server.sismember(self.keys.exported, product_id))
+
+    def exported_count(self) -> int:
+        return int(self.server.scard(self.keys.exported))
+
+    def mark_exported(self, product_id: int, items_offset: int) -> None:
+        """Called once the product's line is flushed to this worker's items file."""
+        leases = [lease for lease, pid in self.held.items() if pid == product_id]
+        for lease in leases:
+            del self.held[lease]
+        self.store.export(product_id, self.worker, items_offset, leases)
+
+    def _record_exports(self, product_ids: list[int], items_offset: int) -> None:
+        for product_id in product_ids:
+            self.mark_exported(product_id, items_offset)
+
+    def add_request(self, *args: Any, **kwargs: Any) -> bool:
+        raise JobStateError(f"the distributed job state is used through {SCHEDULER_PATH}")

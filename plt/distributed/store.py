@@ -1,0 +1,157 @@
+"""The crawl's shared state in Redis: key names and the atomic steps on them.
+
+All keys of one crawl share the prefix ``plt:<job>:``. Stateless: the worker's
+own view (which leases it holds) lives in plt.distributed.state.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, fields
+from typing import Any
+
+from redis import Redis
+
+from plt.distributed import lua
+
+SCHEMA_VERSION = 1
+_UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
+
+
+def safe_name(name: str) -> str:
+    """A name usable in Redis keys and file names."""
+    return _UNSAFE.sub("-", name).strip("-") or "default"
+
+
+@dataclass(frozen=True)
+class JobKeys:
+    seen: str
+    queue: str
+    data: str
+    seq: str
+    leases: str
+    owner: str
+    failed: str
+    pending: str
+    exported: str
+    offsets: str
+    workers: str
+    meta: str
+
+    @classmethod
+    def for_job(cls, job: str) -> JobKeys:
+        prefix = f"plt:{safe_name(job)}:"
+        # Named like scrapy-redis' own keys (<name>:requests, <name>:dupefilter).
+        names = {"seen": "dupefilter", "queue": "requests"}
+        return cls(**{f.name: prefix + names.get(f.name, f.name) for f in fields(cls)})
+
+    def all(self) -> list[str]:
+        return [getattr(self, f.name) for f in fields(self)]
+
+
+@dataclass(frozen=True)
+class CrawlStatus:
+    queued: int
+    leased: int
+    failed: int
+    pending: int
+    seeded: bool
+    finished: bool
+    exported: int
+
+    @property
+    def done(self) -> bool:
+        """Nothing is queued or in flight anywhere: every worker may stop."""
+        return self.queued == 0 and self.leased == 0
+
+
+class LeaseStore:
+    def __init__(self, server: Redis, keys: JobKeys) -> None:
+        self.server = server
+        self.keys = keys
+        register = server.register_script
+        self._push = register(lua.PUSH)
+        self._pop = register(lua.POP)
+        self._settle = register(lua.SETTLE)
+        self._export = register(lua.EXPORT)
+        self._renew = register(lua.RENEW)
+        self._requeue = register(lua.REQUEUE_EXPIRED)
+        self._give_back = register(lua.GIVE_BACK)
+        self._retry = register(lua.RETRY_FAILED)
+        self._status = register(lua.STATUS)
+
+    @property
+    def _settle_keys(self) -> list[str]:
+        k = self.keys
+        return [k.exported, k.pending, k.offsets, k.leases, k.queue, k.data, k.owner]
+
+    def push(
+        self, fp: str | None, priority: int, data: str, replaces: str | None, seed: bool
+    ) -> bool:
+        """Queue a request unless its fingerprint was seen; True when queued."""
+        k = self.keys
+        added = self._push(
+            keys=[k.seen, k.queue, k.data, k.seq, k.leases, k.owner, k.meta],
+            args=[fp or "", priority, data, replaces or "", "1" if seed else "0"],
+        )
+        return bool(added)
+
+    def pop(self, worker: str, lease_seconds: float) -> tuple[str, str | None] | None:
+        k = self.keys
+        row = self._pop(keys=[k.queue, k.leases, k.data, k.owner], args=[worker, lease_seconds])
+        if not row:
+            return None
+        lease, value = row
+        return _text(lease), (_text(value).split(" ", 1)[1] if value else None)
+
+    def settle(self, leases: list[str]) -> int:
+        return int(self._settle(keys=self._settle_keys, args=leases)) if leases else 0
+
+    def export(self, product_id: int, worker: str, offset: int, leases: list[str]) -> bool:
+        return bool(
+            self._export(keys=self._settle_keys, args=[product_id, worker, offset, *leases])
+        )
+
+    def renew(self, worker: str, lease_seconds: float, leases: list[str]) -> list[str]:
+        k = self.keys
+        lost = self._renew(
+            keys=[k.leases, k.owner, k.workers], args=[worker, lease_seconds, *leases]
+        )
+        return [_text(m) for m in lost]
+
+    def requeue_expired(self, limit: int = 1000) -> int:
+        k = self.keys
+        return int(self._requeue(keys=[k.leases, k.queue, k.data, k.owner, k.meta], args=[limit]))
+
+    def give_back(self, worker: str, leases: list[str], *, failed: bool) -> int:
+        if not leases:
+            return 0
+        k = self.keys
+        where = "failed" if failed else "queue"
+        return int(
+            self._give_back(
+                keys=[k.leases, k.queue, k.data, k.owner, k.failed], args=[worker, where, *leases]
+            )
+        )
+
+    def retry_failed(self) -> int:
+        k = self.keys
+        return int(self._retry(keys=[k.failed, k.queue, k.data]))
+
+    def status(self) -> CrawlStatus:
+        k = self.keys
+        q, le, f, p, seeded, finished, exported = self._status(
+            keys=[k.queue, k.leases, k.failed, k.pending, k.meta, k.exported]
+        )
+        return CrawlStatus(q, le, f, p, bool(seeded), bool(finished), exported)
+
+    def queued(self) -> int:
+        return int(self.server.zcard(self.keys.queue))
+
+    def reset(self) -> int:
+        """Delete every key of the crawl."""
+        return int(self.server.delete(*self.keys.all()))
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
