@@ -70,7 +70,7 @@ def test_disabled_raises_not_configured():
 
 
 def test_missing_psutil_raises_not_configured(monkeypatch):
-    monkeypatch.setattr(memreport, "psutil", None)
+    monkeypatch.setattr(memreport.memory, "psutil", None)
     with pytest.raises(NotConfigured):
         MemoryReport.from_crawler(get_crawler(Spider))
 

@@ -87,7 +87,7 @@ def test_log_line_rate_and_eta(caplog):
     ext.tick()
     feed.t += 10
     stats.set_value("item_scraped_count", 5000)
-    stats.set_value("plt/products/withdrawn", 12)  # never produce an item
+    stats.set_value("plt/product/withdrawn", 12)  # never produce an item
     with caplog.at_level(logging.INFO, logger=progress.__name__):
         ext.tick()  # 10 s since the last line: too early
         assert not caplog.records

@@ -22,12 +22,8 @@ from scrapy.exceptions import NotConfigured
 from scrapy.utils.asyncio import create_looping_call
 from scrapy.utils.trackref import live_refs
 
+from plt import memory
 from plt.svgplot import memory_chart_png, memory_chart_svg
-
-try:
-    import psutil
-except ImportError:  # pragma: no cover - psutil is a project dependency
-    psutil = None
 
 if TYPE_CHECKING:
     from typing import Self
@@ -106,7 +102,7 @@ class MemoryReport:
         settings = crawler.settings
         if not settings.getbool("PLT_MEMREPORT_ENABLED", True):
             raise NotConfigured
-        if psutil is None:
+        if not memory.psutil_available():
             raise NotConfigured("MemoryReport needs psutil")
         self.crawler = crawler
         self.stats = crawler.stats
@@ -117,9 +113,8 @@ class MemoryReport:
         self.jobdir = settings.get("JOBDIR") or settings.get("PLT_MEMREPORT_DIR")
         self.limit_mb = settings.getfloat("MEMUSAGE_LIMIT_MB") or None
         self.default_concurrency = settings.getint("CONCURRENT_REQUESTS")
-        self._process = psutil.Process()
         # Injectable for tests: returns the current RSS in bytes.
-        self.read_rss: Callable[[], int] = lambda: self._process.memory_info().rss
+        self.read_rss: Callable[[], int] = memory.current_rss
         self.clock: Callable[[], float] = time.monotonic
         self.t0 = self.clock()
         self.samples: list[Sample] = []

@@ -20,10 +20,7 @@ from scrapy import Spider, signals
 from scrapy.exceptions import NotConfigured
 from scrapy.utils.asyncio import create_looping_call
 
-try:
-    import psutil
-except ImportError:  # pragma: no cover - psutil is a project dependency
-    psutil = None
+from plt import memory
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -35,7 +32,6 @@ logger = logging.getLogger(__name__)
 
 MB = 1024 * 1024
 MODES = ("auto", "bar", "log", "off")
-WITHDRAWN_STATS = ("plt/products/withdrawn", "plt/product/withdrawn")
 TICK = 1.0  # seconds between readings; also the bar's redraw period
 
 
@@ -93,7 +89,6 @@ class Progress:
         self.mode = choose_mode(setting, self.bar_file, dict(os.environ))
         self.rates = RateWindow(settings.getfloat("PLT_PROGRESS_WINDOW", 60.0))
         # Injectable for tests: current RSS in bytes, or None when unknown.
-        self._process = psutil.Process() if psutil is not None else None
         self.read_rss: Callable[[], int | None] = self._process_rss
         self.clock: Callable[[], float] = time.monotonic
         self.bar: Any = None
@@ -125,13 +120,13 @@ class Progress:
             logger.info("Progress at close: %s", self.format_line(state))
 
     def _process_rss(self) -> int | None:
-        return self._process.memory_info().rss if self._process is not None else None
+        return memory.current_rss() if memory.psutil_available() else None
 
     def read(self) -> dict[str, Any]:
         """Current progress numbers; also feeds the rate window."""
         get = self.stats.get_value
         # Withdrawn products never yield an item but are finished all the same.
-        withdrawn = next((v for k in WITHDRAWN_STATS if (v := get(k)) is not None), 0)
+        withdrawn = get("plt/product/withdrawn") or 0
         done = (get("item_scraped_count") or 0) + withdrawn
         total = get("plt/products/total")
         now = self.clock()
