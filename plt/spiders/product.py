@@ -62,6 +62,7 @@ class ProductSpider(scrapy.Spider):
     def from_crawler(cls, crawler: Any, *args: Any, **kwargs: Any) -> ProductSpider:
         spider = super().from_crawler(crawler, *args, **kwargs)
         spider.job = JobState.for_crawler(crawler)
+        spider._crawl_date = None
         return spider
 
     # Read when used: add-ons (the embedded demo retailer) set SHOP_URL after
@@ -245,7 +246,9 @@ class ProductSpider(scrapy.Spider):
 
     def crawl_date(self) -> str:
         """The job's start, ISO 8601 UTC, the same for every item of the job."""
-        return self.job.get_meta("started_at")
+        if self._crawl_date is None:
+            self._crawl_date = self.job.get_meta("started_at")
+        return self._crawl_date
 
     def _complete(self, product_id: int, stock: list[Any] | None) -> dict[str, Any] | None:
         fields = self.job.get_pending(product_id)
