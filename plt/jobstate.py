@@ -79,11 +79,20 @@ class JobState:
 
     @classmethod
     def for_crawler(cls, crawler: Any) -> JobState:
-        """One JobState per crawler, created on first use from its settings."""
+        """One JobState per crawler, created on first use from its settings.
+
+        With PLT_DISTRIBUTED it is the Redis-backed state of plt.distributed.
+        """
         state = cls._by_crawler.get(crawler)
         if state is None:
             settings = crawler.settings
-            state = cls(settings.get("JOBDIR"), reset=settings.getbool("PLT_JOB_RESET"))
+            if settings.getbool("PLT_DISTRIBUTED"):
+                # Imported here: redis is needed only in this mode.
+                from plt.distributed.state import RedisJobState
+
+                state = RedisJobState.from_crawler(crawler)
+            else:
+                state = cls(settings.get("JOBDIR"), reset=settings.getbool("PLT_JOB_RESET"))
             cls._by_crawler[crawler] = state
         return state
 

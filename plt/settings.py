@@ -38,7 +38,20 @@ ADDONS = {
     "plt.profiles.ProfileAddon": 0,  # first, so later add-ons see its values
     "plt.shopaddon.EmbeddedShopAddon": 10,
     "plt.jobfeed.JobFeedAddon": 20,
+    # After JobFeedAddon: replaces the job feed with the worker's own file.
+    "plt.distributed.addon.DistributedAddon": 30,
 }
+
+# Distributed mode (plt.distributed): workers share one crawl in Redis.
+PLT_DISTRIBUTED = False
+REDIS_URL = None  # redis://host:port/db
+PLT_REDIS_JOB = None  # the crawl's name in Redis; default: the JOBDIR's name
+PLT_WORKER_NAME = None  # default: <host>-<pid>
+PLT_LEASE_SECONDS = 30  # renewed every third of it
+PLT_REDIS_SEED = True  # False: this worker waits for another's seed
+PLT_REDIS_SEED_WAIT = 300
+PLT_REDIS_POLL_INTERVAL = 0.5
+PLT_REDIS_MERGE = True
 
 # Job state: frontier, seen set, leases and partial items in SQLite (JOBDIR).
 SCHEDULER = "plt.scheduler.JobScheduler"

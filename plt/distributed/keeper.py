@@ -2,6 +2,9 @@
 
 * Every third of PLT_LEASE_SECONDS it renews the leases this worker holds and
   puts back in the queue the expired leases of workers that died.
+* Every PLT_REDIS_POLL_INTERVAL seconds it wakes the engine up if the shared
+  queue has requests: other workers' requests wake up nobody here, and an
+  idle engine looks at its scheduler only every 5 seconds otherwise.
 * When the worker is idle, whatever it still holds failed for now (a network
   error kept its lease, as in the SQLite job state): those requests go to the
   crawl's failed set, which the next worker to start retries.
@@ -16,8 +19,9 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
+from redis.exceptions import RedisError
 from scrapy import signals
 from scrapy.exceptions import DontCloseSpider, NotConfigured
 from scrapy.utils.asyncio import create_looping_call
@@ -48,7 +52,9 @@ class LeaseKeeper:
         lease_seconds = settings.getfloat("PLT_LEASE_SECONDS", DEFAULT_LEASE_SECONDS)
         self.interval = lease_seconds / 3
         self.seed_wait = settings.getfloat("PLT_REDIS_SEED_WAIT", 300.0)
-        self._loop = create_looping_call(self.tick)
+        self.poll_interval = settings.getfloat("PLT_REDIS_POLL_INTERVAL", 0.5)
+        self.crawler = crawler
+        self._loops: list[Any] = []
         self._opened_at = time.monotonic()
         self._last_wait_log = 0.0
         crawler.signals.connect(self.spider_opened, signal=signals.spider_opened)
@@ -61,15 +67,40 @@ class LeaseKeeper:
 
     def spider_opened(self, spider: Spider) -> None:
         self._opened_at = time.monotonic()
-        self._loop.start(self.interval, now=False)
+        # Created here, not in __init__: they need the running reactor or loop.
+        for func, interval in ((self.tick, self.interval), (self.poll, self.poll_interval)):
+            if interval > 0:
+                loop = create_looping_call(func)
+                loop.start(interval, now=False)
+                self._loops.append(loop)
 
     def spider_closed(self, spider: Spider) -> None:
-        if self._loop.running:
-            self._loop.stop()
+        for loop in self._loops:
+            if loop.running:
+                loop.stop()
+
+    def poll(self) -> None:
+        slot = getattr(self.crawler.engine, "_slot", None)
+        nextcall = getattr(slot, "nextcall", None)
+        if nextcall is None or self.state.db is None:
+            return
+        try:
+            queued = self.state.store.queued()
+        except RedisError as exc:
+            logger.warning("Redis: %s", exc)
+            return
+        if queued:
+            nextcall.schedule()  # the engine's own "look at the scheduler now"
 
     def tick(self) -> None:
         if self.state.db is None:
             return
+        try:
+            self._renew_and_requeue()
+        except RedisError as exc:  # the loop must survive a Redis hiccup
+            logger.warning("Leases not renewed (Redis: %s); retrying in %.1f s", exc, self.interval)
+
+    def _renew_and_requeue(self) -> None:
         held = self.state.renew()
         self.stats.max_value("plt/redis/held_max", held)
         if requeued := self.state.store.requeue_expired():
@@ -86,9 +117,7 @@ class LeaseKeeper:
         if requeued := state.store.requeue_expired():
             self.stats.inc_value("plt/redis/requeued", requeued)
         status = state.status()
-        waiting_for_seed = (
-            not status.seeded and time.monotonic() - self._opened_at < self.seed_wait
-        )
+        waiting_for_seed = not status.seeded and time.monotonic() - self._opened_at < self.seed_wait
         if status.done and not waiting_for_seed:
             return  # the worker closes; the crawl is finished if nothing failed
         self.stats.inc_value("plt/redis/idle_waits")

@@ -29,6 +29,7 @@ if TYPE_CHECKING:
     from scrapy.settings import BaseSettings
 
     from plt.distributed.state import RedisJobState
+    from plt.distributed.store import CrawlStatus
 
 logger = logging.getLogger(__name__)
 
@@ -96,19 +97,29 @@ def _product_id(path: Path, line: bytes, offset: int) -> int:
     return product_id
 
 
-def finish_job(state: RedisJobState, settings: BaseSettings) -> MergeResult | None:
-    """The crawl is finished: merge this JOBDIR's worker files into items.jsonl."""
-    exported = state.exported_count()
+def finish_job(
+    state: RedisJobState, status: CrawlStatus, settings: BaseSettings
+) -> MergeResult | None:
+    """Nothing is left to fetch: merge this JOBDIR's worker files into items.jsonl."""
+    exported = status.exported
+    outcome = "finished" if status.finished else "stopped"
+    if status.failed:
+        logger.warning(
+            "%d requests failed for now (network or server errors); run a worker of "
+            "the same crawl again to retry them.",
+            status.failed,
+        )
     if state.jobdir is None or not settings.getbool("PLT_REDIS_MERGE", True):
-        logger.info("Crawl %s finished: %d products exported", state.job, exported)
+        logger.info("Crawl %s %s: %d products exported", state.job, outcome, exported)
         return None
     out = state.jobdir / ITEMS_FILE
     result = merge_items(worker_files(state.jobdir), out, expected=exported)
     if result.written:
         logger.info(
-            "Crawl %s finished: %d products in %s (merged from %d worker files, "
+            "Crawl %s %s: %d products in %s (merged from %d worker files, "
             "%d repeated lines dropped)",
             state.job,
+            outcome,
             result.products,
             out,
             len(result.sources),
@@ -116,10 +127,11 @@ def finish_job(state: RedisJobState, settings: BaseSettings) -> MergeResult | No
         )
     else:
         logger.warning(
-            "Crawl %s finished with %d products exported, but the items files in %s hold "
+            "Crawl %s %s with %d products exported, but the items files in %s hold "
             "%d: the other workers' files are on other machines. Gather them and run "
             "python -m plt.distributed.merge %s FILES...",
             state.job,
+            outcome,
             exported,
             state.jobdir,
             result.products,
@@ -146,7 +158,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--redis-url", help="check that every exported product is present")
     parser.add_argument("--job", help="the crawl's PLT_REDIS_JOB (default: the JOBDIR's name)")
     args = parser.parse_args(argv)
-    sources = worker_files(args.jobdir) + [f for f in args.files if f.exists()]
+    missing = [str(f) for f in args.files if not f.is_file()]
+    if missing:
+        print(f"error: no such file: {', '.join(missing)}", file=sys.stderr)
+        return 2
+    sources = worker_files(args.jobdir) + args.files
     expected = None
     if args.redis_url:
         expected = _expected(args.redis_url, args.job or args.jobdir.resolve().name)

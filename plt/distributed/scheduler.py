@@ -34,11 +34,18 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 
+def is_seed(request: Request) -> bool:
+    """A request of spider.start(), not a retry of one (which carries its lease)."""
+    return bool(request.meta.get("is_start_request")) and LEASE_KEY not in request.meta
+
+
 class LeaseDupeFilter(RFPDupeFilter):
     """The seen set in Redis, keyed by Scrapy's own request fingerprints."""
 
     def __init__(self, crawler: Crawler, state: RedisJobState) -> None:
-        super().__init__(state.server, state.keys.seen, crawler.settings.getbool("DUPEFILTER_DEBUG"))
+        super().__init__(
+            state.server, state.keys.seen, crawler.settings.getbool("DUPEFILTER_DEBUG")
+        )
         self.fingerprinter = crawler.request_fingerprinter
 
     def request_fingerprint(self, request: Request) -> str:
@@ -72,7 +79,7 @@ class LeaseQueue(PriorityQueue):
     def push_unique(self, request: Request, fp: str | None) -> bool:
         """Queue unless seen, settling the lease of the request this one continues."""
         replaces = request.meta.get(LEASE_KEY)  # a retry or redirect of a leased request
-        seed = bool(request.meta.get("is_start_request"))
+        seed = is_seed(request)
         data = self._encode_request(request)
         return self.state.push(fp, request.priority, data, replaces, seed)
 
@@ -128,7 +135,8 @@ class RedisScheduler(Scheduler):
             self.stats.set_value("plt/job/state_error", str(exc))
             self._close_reason = "job_state_error"
             return
-        super().open(spider)
+        # Not Scheduler.open(): it logs through the deprecated Spider.log().
+        self.queue = LeaseQueue(self.server, spider, self.queue_key)
         state = self.state
         self.stats.set_value("plt/job/requeued", state.requeued_on_open)
         self.stats.set_value("plt/redis/worker", state.worker)
@@ -142,11 +150,10 @@ class RedisScheduler(Scheduler):
             self._close_reason = "finished"
             return
         logger.info(
-            "Worker %s joins crawl %s (%s): %d products done, %d requests queued, "
+            "Worker %s joins crawl %s: %d products done, %d requests queued, "
             "%d expired leases and %d failed requests queued again; items go to %s",
             state.worker,
             state.job,
-            "resumed" if state.resumed else "new",
             state.exported_count(),
             len(self.queue),
             state.requeued_on_open,
@@ -165,8 +172,11 @@ class RedisScheduler(Scheduler):
         self.stats.set_value("plt/redis/released", state.release_held())
         status = state.status()
         self.stats.set_value("plt/pending_items", status.pending)
-        if status.finished:
-            finish_job(state, self.crawler.settings)
+        if self._close_reason == "finished":
+            pass  # finished before this worker started: nothing new to merge
+        elif status.done:
+            # Also when some requests failed for now: the items so far are merged.
+            finish_job(state, status, self.crawler.settings)
         else:
             logger.info(
                 "Worker %s stopped (%s); crawl %s: %d queued, %d leased, %d failed, "
@@ -179,12 +189,6 @@ class RedisScheduler(Scheduler):
                 status.failed,
                 status.exported,
             )
-            if status.done and status.failed:
-                logger.warning(
-                    "%d requests failed for now (network or server errors); run a "
-                    "worker of the same crawl again to retry them.",
-                    status.failed,
-                )
         state.close()
 
     def _queued(self) -> int:
@@ -198,10 +202,14 @@ class RedisScheduler(Scheduler):
         return self._queued() + len(self._memory)
 
     def queue_sizes(self) -> dict[str, int]:
-        return {"redis": self._queued(), "memory": len(self._memory), "leased": len(self.state.held)}
+        return {
+            "redis": self._queued(),
+            "memory": len(self._memory),
+            "leased": len(self.state.held),
+        }
 
     def enqueue_request(self, request: Request) -> bool:
-        if request.meta.get("is_start_request") and not self.seeds:
+        if not self.seeds and is_seed(request):
             self.stats.inc_value("plt/redis/start_skipped")
             return False
         fp = None if request.dont_filter else self.df.request_fingerprint(request)

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 import ujson
 from redis.exceptions import RedisError
+from scrapy.utils.misc import load_object
 from scrapy_redis.connection import get_redis_from_settings
 
 from plt import itemsfile
@@ -36,7 +37,9 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 SCHEDULER_PATH = "plt.distributed.scheduler.RedisScheduler"
-DEFAULT_LEASE_SECONDS = 60.0
+# Renewed every third of it, so only a stalled or dead worker lets a lease
+# expire; a dead worker's requests are queued again within 30 to 40 s.
+DEFAULT_LEASE_SECONDS = 30.0
 _CONSTANT_META = frozenset({"started_at", "schema"})
 
 
@@ -92,7 +95,9 @@ class RedisJobState(JobState):
     def open(self) -> None:
         if self.db is not None:
             return
-        if self.settings.get("SCHEDULER") != SCHEDULER_PATH:
+        from plt.distributed.scheduler import RedisScheduler  # it imports this module
+
+        if not issubclass(load_object(self.settings["SCHEDULER"]), RedisScheduler):
             raise JobStateError(
                 "PLT_DISTRIBUTED needs the add-on plt.distributed.addon.DistributedAddon "
                 "in ADDONS (it sets SCHEDULER and the worker's feed)."
@@ -121,6 +126,7 @@ class RedisJobState(JobState):
                 f"reads version {SCHEMA_VERSION}. Use another PLT_REDIS_JOB or "
                 f"-s PLT_JOB_RESET=1."
             )
+        self.store.renew(self.worker, self.lease_seconds, [])  # registers the worker
         self._reconcile()
         if not self.get_meta("finished", False):
             self.retried_on_open = self.store.retry_failed()
@@ -128,7 +134,7 @@ class RedisJobState(JobState):
 
     def _lock(self) -> None:
         assert self.jobdir is not None
-        path = self.jobdir / f".worker-{self.worker}.lock"
+        path = self.jobdir / self._lock_name
         fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -177,8 +183,15 @@ class RedisJobState(JobState):
                 logger.warning("Leases not given back (%s); they expire instead", exc)
         self.db = None
         if self._lock_fd is not None:
+            assert self.jobdir is not None
+            # Names are per process by default: do not leave one lock file per run.
+            (self.jobdir / self._lock_name).unlink(missing_ok=True)
             os.close(self._lock_fd)
             self._lock_fd = None
+
+    @property
+    def _lock_name(self) -> str:
+        return f".worker-{self.worker}.lock"
 
     # -- meta ----------------------------------------------------------------
 

@@ -1,0 +1,13 @@
+"""Distributed mode: many ``scrapy crawl product`` workers share one crawl in Redis.
+
+Switched on with ``-s PLT_DISTRIBUTED=True -s REDIS_URL=redis://host:port/db``
+(the add-on plt.distributed.addon.DistributedAddon must be in ADDONS).
+
+* store, lua: the crawl's keys in Redis and the atomic steps on them
+  (enqueue-unless-seen, lease, settle, export, renew, requeue on expiry).
+* state: the worker's job state (JobState's interface, kept in Redis).
+* scheduler: scrapy-redis' scheduler, queue and dupe filter with leases.
+* keeper: renews leases, requeues those of dead workers, keeps idle workers
+  open while the crawl has requests anywhere.
+* merge: the job's items.jsonl from the workers' files, each product once.
+"""

@@ -1,0 +1,89 @@
+"""``-s PLT_DISTRIBUTED=True -s REDIS_URL=redis://...``: this crawl is one worker of many.
+
+Every worker that names the same crawl (PLT_REDIS_JOB, by default the JOBDIR's
+name) shares its frontier, seen set, leases, partial items and export record
+in Redis. The add-on swaps the scheduler for plt.distributed's, adds the
+LeaseKeeper extension and sends the worker's items to
+``<JOBDIR>/items-<worker>.jsonl`` instead of the job's items.jsonl, which is
+merged from the workers' files when the crawl finishes. Registered after
+plt.jobfeed.JobFeedAddon, whose feed it replaces.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from plt.distributed.keeper import LeaseKeeper
+from plt.distributed.state import SCHEDULER_PATH, worker_items_file, worker_name
+from plt.jobstate import ITEMS_FILE
+
+if TYPE_CHECKING:
+    from typing import Self
+
+    from scrapy.crawler import Crawler
+    from scrapy.settings import BaseSettings
+
+logger = logging.getLogger(__name__)
+
+KEEPER_PRIORITY = 650
+PROJECT_PRIORITY = 20  # settings.py's SCHEDULER and FEEDS are set at this priority
+
+
+class DistributedAddon:
+    def __init__(self, crawler: Crawler | None = None) -> None:
+        self.crawler = crawler
+
+    @classmethod
+    def from_crawler(cls, crawler: Crawler) -> Self:
+        return cls(crawler)
+
+    @classmethod
+    def update_pre_crawler_settings(cls, settings: BaseSettings) -> None:
+        # Before the crawl task exists, a SystemExit ends `scrapy crawl` with one line.
+        if not settings.getbool("PLT_DISTRIBUTED"):
+            return
+        if not settings.get("REDIS_URL"):
+            raise SystemExit("error: PLT_DISTRIBUTED needs REDIS_URL (redis://host:port/db)")
+        if not settings.get("SHOP_URL"):
+            raise SystemExit(
+                "error: PLT_DISTRIBUTED needs SHOP_URL: every worker must crawl the same "
+                "retailer (start the demo retailer once with `python -m plt.shop`)"
+            )
+
+    def update_settings(self, settings: BaseSettings) -> None:
+        if not settings.getbool("PLT_DISTRIBUTED"):
+            return
+        if not settings.get("REDIS_URL"):
+            raise ValueError("PLT_DISTRIBUTED needs REDIS_URL (redis://host:port/db)")
+        worker = worker_name(settings)
+        # Fixed here so that the feed below and the job state agree on it.
+        settings.set(
+            "PLT_WORKER_NAME", worker, priority=settings.getpriority("PLT_WORKER_NAME") or 0
+        )
+        settings.set("SCHEDULER", SCHEDULER_PATH, priority=PROJECT_PRIORITY)
+        settings.set_in_component_priority_dict("EXTENSIONS", LeaseKeeper, KEEPER_PRIORITY)
+        jobdir = settings.get("JOBDIR")
+        if not jobdir:
+            logger.warning("Distributed worker %s has no JOBDIR: its items are not kept", worker)
+            return
+        root = Path(jobdir).resolve()
+        feeds = settings.getdict("FEEDS")
+        options = feeds.pop((root / ITEMS_FILE).as_uri(), None) or {
+            "format": "jsonl",
+            "overwrite": False,
+            "encoding": "utf-8",
+            "item_export_kwargs": {"plt_job_feed": True},
+        }
+        path = root / worker_items_file(worker)
+        feeds[path.as_uri()] = options
+        settings.set(
+            "FEEDS", feeds, priority=max(settings.getpriority("FEEDS") or 0, PROJECT_PRIORITY)
+        )
+        logger.info(
+            "Distributed worker %s: items go to %s; %s is merged when the crawl finishes",
+            worker,
+            path,
+            root / ITEMS_FILE,
+        )

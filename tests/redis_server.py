@@ -1,0 +1,94 @@
+"""A real redis-server for the tests: one per session, loopback only, no persistence.
+
+Loaded as a plugin (``pytest_plugins = ("tests.redis_server",)``) so that the
+session fixture is shared by every module that uses it. Without redis-server
+the tests that need it are skipped, except in CI (CI=true), where they fail.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from redis import Redis
+from redis.exceptions import ConnectionError as RedisConnectionError
+
+REDIS_SERVER = "redis-server"
+STARTUP_TIMEOUT = 10.0
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class RedisServer:
+    def __init__(self, workdir: Path) -> None:
+        self.workdir = workdir
+        self.port = 0
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def client(self) -> Redis:
+        return Redis.from_url(self.url)
+
+    def start(self) -> RedisServer:
+        for _ in range(3):  # another process may take the free port first
+            self.port = free_port()
+            log = (self.workdir / f"redis-{self.port}.log").open("wb")
+            argv = [REDIS_SERVER, "--port", str(self.port), "--bind", "127.0.0.1"]
+            argv += ["--save", "", "--appendonly", "no", "--dir", str(self.workdir)]
+            self.proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT)
+            log.close()
+            if self._wait_ready():
+                return self
+            self.stop()
+        raise RuntimeError(f"redis-server did not start; see the logs in {self.workdir}")
+
+    def _wait_ready(self) -> bool:
+        assert self.proc is not None
+        deadline = time.monotonic() + STARTUP_TIMEOUT
+        client = self.client()
+        while time.monotonic() < deadline and self.proc.poll() is None:
+            try:
+                return bool(client.ping())
+            except RedisConnectionError:
+                time.sleep(0.05)
+        return False
+
+    def stop(self) -> None:
+        proc, self.proc = self.proc, None
+        if proc is None:
+            return
+        if proc.poll() is None:
+            os.kill(proc.pid, signal.SIGTERM)
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                os.kill(proc.pid, signal.SIGKILL)
+                proc.wait()
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
+    if shutil.which(REDIS_SERVER) is None:
+        reason = f"{REDIS_SERVER} is not installed (Debian: apt-get install -y redis-server)"
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(f"{reason}; CI must install it", pytrace=False)
+        pytest.skip(reason)
+    server = RedisServer(tmp_path_factory.mktemp("redis")).start()
+    try:
+        yield server
+    finally:
+        server.stop()

@@ -1,0 +1,145 @@
+"""Distributed mode end to end: workers sharing one crawl of the demo retailer in Redis."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
+from typing import Any
+
+from plt import settings as project_settings
+from plt.distributed.store import JobKeys
+from tests.conftest import PROJECT, crawl_argv, crawl_env, runs
+from tests.test_crawl import requests_of_one_clean_crawl, served
+
+pytest_plugins = ("tests.redis_server",)
+
+PROFILE = "256mb"
+BUDGET_MB = 238  # MEMUSAGE_LIMIT_MB of that profile
+# Short, so that the survivor of a kill takes over quickly; long where nothing
+# dies, so that a slow machine cannot expire a live worker's leases.
+KILL_LEASE_SECONDS = 2
+LEASE_SECONDS = 30
+TIMEOUT = 120
+
+
+def addons() -> str:
+    """The project's add-ons, with the profile and distributed ones if settings.py lacks them."""
+    names = dict(project_settings.ADDONS)
+    names.setdefault("plt.profiles.ProfileAddon", 0)
+    names.setdefault("plt.distributed.addon.DistributedAddon", 30)
+    return json.dumps(names)
+
+
+def worker_argv(jobdir: Path, shop_url: str, redis_url: str, name: str, *extra: str) -> list[str]:
+    return crawl_argv(
+        jobdir,
+        shop_url,
+        "PLT_DISTRIBUTED=True",
+        f"REDIS_URL={redis_url}",
+        f"PLT_WORKER_NAME={name}",
+        f"ADDONS={addons()}",
+        f"PROFILE={PROFILE}",
+        f"PLT_LEASE_SECONDS={LEASE_SECONDS}",
+        *extra,  # later -s values win
+    )
+
+
+class Worker:
+    def __init__(self, jobdir: Path, shop_url: str, redis_url: str, name: str, *extra: str):
+        self.name = name
+        jobdir.mkdir(parents=True, exist_ok=True)
+        self.log = jobdir / f"worker-{name}.log"
+        with self.log.open("wb") as log:
+            self.proc = subprocess.Popen(
+                worker_argv(jobdir, shop_url, redis_url, name, *extra),
+                cwd=PROJECT,
+                env=crawl_env(),
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+
+    def wait(self) -> int:
+        try:
+            return self.proc.wait(timeout=TIMEOUT)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+            raise AssertionError(f"worker {self.name} hangs:\n{self.output()[-4000:]}") from None
+
+    def output(self) -> str:
+        return self.log.read_text(errors="replace")
+
+
+def lines(path: Path) -> int:
+    return len(path.read_bytes().splitlines()) if path.exists() else 0
+
+
+def meta(redis_server, jobdir: Path) -> dict[str, Any]:
+    raw = redis_server.client().hgetall(JobKeys.for_job(jobdir.name).meta)
+    return {k.decode(): json.loads(v) for k, v in raw.items()}
+
+
+def test_two_workers_split_one_crawl_then_a_rerun_does_nothing(shop, redis_server, tmp_path):
+    jobdir = tmp_path  # its name, unique per test, names the crawl in Redis
+    url = redis_server.url
+    served_before = served(shop)
+    # One worker waits for a seed, the other seeds the crawl.
+    waiter = Worker(jobdir, shop.url, url, "waiter", "PLT_REDIS_SEED=False")
+    time.sleep(1.5)
+    assert waiter.proc.poll() is None, waiter.output()[-4000:]
+    seeder = Worker(jobdir, shop.url, url, "seeder")
+    for worker in (waiter, seeder):
+        assert worker.wait() == 0, worker.output()[-4000:]
+
+    assert (result := shop.compare(jobdir / "items.jsonl")).exact, result.summary()
+    per_worker = {w: lines(jobdir / f"items-{w}.jsonl") for w in ("waiter", "seeder")}
+    assert all(per_worker.values()), per_worker
+    assert sum(per_worker.values()) == len(shop.ground_truth)  # no product twice
+    assert served(shop) - served_before == requests_of_one_clean_crawl(shop)
+    stats = {s["plt/redis/worker"]: s for s in runs(jobdir)}
+    assert stats["waiter"]["plt/redis/start_skipped"] == 1
+    for s in stats.values():
+        assert s["finish_reason"] == "finished"
+        assert s["plt/profile"] == PROFILE
+        assert s["memusage/max"] < BUDGET_MB * 1024 * 1024
+    assert meta(redis_server, jobdir)["finished"] is True
+
+    # The same keys again: the start request is a duplicate, and the crawl says so.
+    again = Worker(jobdir, shop.url, url, "late")
+    assert again.wait() == 0
+    assert f"is finished: {len(shop.ground_truth)} products exported. Nothing to do" in (
+        again.output()
+    )
+    assert runs(jobdir)[-1].get("scheduler/dequeued", 0) == 0
+    assert (result := shop.compare(jobdir / "items.jsonl")).exact, result.summary()
+
+
+def test_kill_9_one_of_two_workers(shop, redis_server, tmp_path):
+    jobdir = tmp_path  # its name, unique per test, names the crawl in Redis
+    served_before = served(shop)
+    lease = f"PLT_LEASE_SECONDS={KILL_LEASE_SECONDS}"
+    victim = Worker(jobdir, shop.url, redis_server.url, "victim", lease)
+    survivor = Worker(jobdir, shop.url, redis_server.url, "survivor", lease)
+    victim_items = jobdir / "items-victim.jsonl"
+    deadline = time.monotonic() + 60
+    while lines(victim_items) < 20 and victim.proc.poll() is None:
+        assert time.monotonic() < deadline, victim.output()[-4000:]
+        time.sleep(0.02)
+    os.kill(victim.proc.pid, signal.SIGKILL)
+    victim.proc.wait()
+    at_kill = lines(victim_items)
+    assert survivor.wait() == 0, survivor.output()[-4000:]
+
+    assert 0 < at_kill < len(shop.ground_truth)
+    assert (result := shop.compare(jobdir / "items.jsonl")).exact, result.summary()
+    requeued = meta(redis_server, jobdir)["requeued_total"]
+    assert requeued > 0
+    (stats,) = runs(jobdir)  # the killed worker wrote none
+    assert stats["plt/redis/requeued"] == requeued
+    # Only the requests leased by the killed worker are fetched twice.
+    refetched = served(shop) - served_before - requests_of_one_clean_crawl(shop)
+    assert 0 <= refetched <= requeued

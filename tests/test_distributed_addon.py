@@ -1,0 +1,112 @@
+"""The distributed add-on: scheduler, keeper and the worker's own items file."""
+
+from __future__ import annotations
+
+import os
+import socket
+
+import pytest
+from scrapy.settings import Settings
+from scrapy.utils.test import get_crawler
+
+from plt.distributed.addon import DistributedAddon
+from plt.distributed.keeper import LeaseKeeper
+from plt.distributed.state import SCHEDULER_PATH, RedisJobState, job_name, worker_name
+from plt.jobstate import JobState
+from tests.conftest import run_crawl
+from tests.test_distributed import addons
+
+pytest_plugins = ("tests.redis_server",)
+
+ADDONS = {"plt.jobfeed.JobFeedAddon": 20, "plt.distributed.addon.DistributedAddon": 30}
+JOB_FEED = {"format": "jsonl", "overwrite": False, "encoding": "utf-8"}
+
+
+def crawler_settings(tmp_path, **values):
+    settings = {
+        "ADDONS": ADDONS,
+        "JOBDIR": str(tmp_path / "job-1"),
+        "SCHEDULER": "plt.scheduler.JobScheduler",
+        "SHOP_URL": "http://127.0.0.1:1",
+        **values,
+    }
+    return get_crawler(settings_dict=settings).settings
+
+
+def test_off_by_default(tmp_path):
+    settings = crawler_settings(tmp_path)
+    assert settings["SCHEDULER"] == "plt.scheduler.JobScheduler"
+    assert list(settings.getdict("FEEDS")) == [(tmp_path / "job-1" / "items.jsonl").as_uri()]
+
+
+def test_worker_gets_the_redis_scheduler_the_keeper_and_its_own_feed(tmp_path):
+    settings = crawler_settings(
+        tmp_path, PLT_DISTRIBUTED=True, REDIS_URL="redis://127.0.0.1:1/0", PLT_WORKER_NAME="w 1"
+    )
+    assert settings["SCHEDULER"] == SCHEDULER_PATH
+    assert LeaseKeeper in settings.getdict("EXTENSIONS")
+    feeds = settings.getdict("FEEDS")
+    assert list(feeds) == [(tmp_path / "job-1" / "items-w-1.jsonl").as_uri()]
+    assert feeds[next(iter(feeds))]["item_export_kwargs"] == {"plt_job_feed": True}
+    assert worker_name(settings) == "w-1"
+    assert job_name(settings) == "job-1"
+
+
+def test_default_worker_name_is_unique_and_fixed_once(tmp_path):
+    settings = crawler_settings(tmp_path, PLT_DISTRIBUTED=True, REDIS_URL="redis://127.0.0.1:1/0")
+    name = settings["PLT_WORKER_NAME"]
+    assert name and name == worker_name(settings)
+    assert name.endswith(f"-{os.getpid()}")
+
+
+def test_job_state_is_the_redis_one(tmp_path):
+    crawler = get_crawler(
+        settings_dict={
+            "PLT_DISTRIBUTED": True,
+            "REDIS_URL": "redis://127.0.0.1:1/0",
+            "SHOP_URL": "http://127.0.0.1:1",
+            "JOBDIR": str(tmp_path),
+        }
+    )
+    assert isinstance(JobState.for_crawler(crawler), RedisJobState)
+
+
+@pytest.mark.parametrize(
+    ("values", "message"),
+    [
+        ({"SHOP_URL": "http://127.0.0.1:1"}, "error: PLT_DISTRIBUTED needs REDIS_URL"),
+        ({"REDIS_URL": "redis://127.0.0.1:1/0"}, "error: PLT_DISTRIBUTED needs SHOP_URL"),
+    ],
+)
+def test_missing_settings_stop_at_once(values, message):
+    settings = Settings({"PLT_DISTRIBUTED": True, **values})
+    with pytest.raises(SystemExit, match=message):
+        DistributedAddon.update_pre_crawler_settings(settings)
+
+
+def test_without_the_addon_the_crawl_stops_with_one_message(redis_server, tmp_path):
+    proc = run_crawl(
+        tmp_path,
+        "http://127.0.0.1:9",
+        "PLT_DISTRIBUTED=True",
+        f"REDIS_URL={redis_server.url}",
+        timeout=60,
+    )
+    assert proc.returncode == 2, proc.stderr[-3000:]
+    assert "needs the add-on plt.distributed.addon.DistributedAddon" in proc.stderr
+
+
+def test_unreachable_redis_stops_with_one_message(tmp_path):
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]  # free, so nothing listens there
+    proc = run_crawl(
+        tmp_path,
+        "http://127.0.0.1:9",
+        "PLT_DISTRIBUTED=True",
+        f"REDIS_URL=redis://127.0.0.1:{port}/0",
+        f"ADDONS={addons()}",
+        timeout=60,
+    )
+    assert proc.returncode == 2, proc.stderr[-3000:]
+    assert "Redis at REDIS_URL is not reachable" in proc.stderr

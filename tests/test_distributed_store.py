@@ -1,0 +1,131 @@
+"""The lease protocol's atomic steps, against a real redis-server."""
+
+from __future__ import annotations
+
+import itertools
+
+import pytest
+
+from plt.distributed.store import JobKeys, LeaseStore, safe_name
+
+pytest_plugins = ("tests.redis_server",)
+
+_jobs = itertools.count()
+
+
+@pytest.fixture
+def store(redis_server) -> LeaseStore:
+    return LeaseStore(redis_server.client(), JobKeys.for_job(f"store-{next(_jobs)}"))
+
+
+def test_keys_are_prefixed_and_safe():
+    keys = JobKeys.for_job("product 2026/11/23")
+    assert keys.queue == "plt:product-2026-11-23:requests"
+    assert keys.seen == "plt:product-2026-11-23:dupefilter"
+    assert all(k.startswith("plt:product-2026-11-23:") for k in keys.all())
+    assert safe_name("%(spider)s") == "spider-s"
+
+
+def test_push_is_unique_by_fingerprint_and_seeds(store):
+    assert store.push("fp1", 0, '{"a":1}', None, seed=True)
+    assert not store.push("fp1", 0, '{"a":1}', None, seed=True)
+    assert store.push(None, 0, '{"a":1}', None, seed=False)  # dont_filter
+    status = store.status()
+    assert (status.queued, status.seeded, status.finished) == (2, True, False)
+
+
+def test_pop_by_priority_then_first_in_first_out(store):
+    for fp, priority in [("l1", 0), ("p1", 10), ("p2", 10), ("s1", 20), ("l2", 0)]:
+        store.push(fp, priority, fp, None, seed=False)
+    order = [store.pop("w", 60)[1] for _ in range(5)]
+    assert order == ["s1", "p1", "p2", "l1", "l2"]
+    assert store.pop("w", 60) is None
+    assert store.status().leased == 5
+
+
+def test_settle_and_replace(store):
+    store.push("a", 0, "A", None, seed=True)
+    lease, data = store.pop("w", 60)
+    assert data == "A"
+    # A retry of the leased request takes its place in one step.
+    assert store.push(None, -1, "A-retry", lease, seed=False)
+    status = store.status()
+    assert (status.queued, status.leased) == (1, 0)
+    retry, _ = store.pop("w", 60)
+    assert store.settle([retry]) == 1
+    assert store.settle([retry]) == 0
+    assert store.status().finished
+    assert store.server.hlen(store.keys.data) == 0
+
+
+def test_expired_leases_come_back_with_their_priority(store):
+    store.push("p", 10, "P", None, seed=True)
+    store.push("l", 0, "L", None, seed=False)
+    store.pop("dead", -1)  # already expired
+    assert store.requeue_expired() == 1
+    assert store.pop("alive", 60)[1] == "P"
+    assert store.server.hget(store.keys.meta, "requeued_total") == b"1"
+    assert store.requeue_expired() == 0
+
+
+def test_settle_removes_a_request_queued_again(store):
+    store.push("p", 10, "P", None, seed=True)
+    lease, _ = store.pop("slow", -1)
+    store.requeue_expired()
+    assert store.settle([lease]) == 1  # its first holder finished it after all
+    assert store.status().queued == 0
+
+
+def test_renew_extends_own_leases_and_reports_lost_ones(store):
+    store.push("a", 0, "A", None, seed=True)
+    store.push("b", 0, "B", None, seed=False)
+    mine, _ = store.pop("w1", -1)
+    theirs, _ = store.pop("w2", 60)
+    assert store.renew("w1", 60, [mine, theirs]) == [theirs]
+    assert store.requeue_expired() == 0  # renewed before anyone requeued it
+    assert store.server.hexists(store.keys.workers, "w1")
+
+
+def test_give_back_to_queue_or_failed_and_retry(store):
+    for fp in "abc":
+        store.push(fp, 0, fp, None, seed=True)
+    a, _ = store.pop("w", 60)
+    b, _ = store.pop("w", 60)
+    c, _ = store.pop("other", 60)
+    assert store.give_back("w", [a], failed=False) == 1
+    assert store.give_back("w", [b, c], failed=True) == 1  # c is not w's
+    status = store.status()
+    assert (status.queued, status.leased, status.failed) == (1, 1, 1)
+    store.settle([c])
+    store.settle([store.pop("w", 60)[0]])
+    status = store.status()
+    assert status.done and not status.finished  # a request failed
+    assert store.retry_failed() == 1
+    assert store.pop("w", 60)[1] == "b"
+
+
+def test_export_records_product_drops_partial_item_and_settles(store):
+    store.push("s", 20, "stock", None, seed=True)
+    lease, _ = store.pop("w", 60)
+    store.server.hset(store.keys.pending, 17, "{}")
+    assert store.export(17, "w", 123, [lease])
+    assert not store.export(17, "w", 456, [])
+    assert store.server.sismember(store.keys.exported, 17)
+    assert store.server.hlen(store.keys.pending) == 0
+    assert store.server.hget(store.keys.offsets, "w") == b"456"
+    status = store.status()
+    assert status.finished and status.exported == 1
+
+
+def test_not_finished_before_a_seed(store):
+    assert not store.status().finished
+    store.push(None, 0, "x", None, seed=False)
+    store.settle([store.pop("w", 60)[0]])
+    assert not store.status().finished
+
+
+def test_reset_deletes_every_key(store):
+    store.push("a", 0, "A", None, seed=True)
+    store.pop("w", 60)
+    assert store.reset() > 0
+    assert not any(store.server.exists(k) for k in store.keys.all())
