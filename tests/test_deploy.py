@@ -22,7 +22,6 @@ import pytest
 import yaml
 
 from tests.conftest import PROJECT
-from tests.test_distributed import addons
 
 BIN = Path(sys.executable).parent
 # Loopback only: never let an environment proxy see the test's traffic.
@@ -176,7 +175,6 @@ def test_deploy_to_scrapyd_and_run_a_job_with_a_profile(shop, scrapyd, tmp_path)
         "PROFILE=512mb",
         f"SHOP_URL={shop.url}",
         f"JOBDIR={jobdir}",
-        f"ADDONS={addons()}",  # the profile add-on, should settings.py not list it
     ]
     fields = [("project", "plt"), ("spider", "product")]
     fields += [("setting", s) for s in settings]

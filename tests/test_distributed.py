@@ -10,7 +10,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-from plt import settings as project_settings
 from plt.distributed.store import JobKeys
 from tests.conftest import PROJECT, crawl_argv, crawl_env, runs
 from tests.test_crawl import requests_of_one_clean_crawl, served
@@ -26,14 +25,6 @@ LEASE_SECONDS = 30
 TIMEOUT = 120
 
 
-def addons() -> str:
-    """The project's add-ons, with the profile and distributed ones if settings.py lacks them."""
-    names = dict(project_settings.ADDONS)
-    names.setdefault("plt.profiles.ProfileAddon", 0)
-    names.setdefault("plt.distributed.addon.DistributedAddon", 30)
-    return json.dumps(names)
-
-
 def worker_argv(jobdir: Path, shop_url: str, redis_url: str, name: str, *extra: str) -> list[str]:
     return crawl_argv(
         jobdir,
@@ -41,7 +32,6 @@ def worker_argv(jobdir: Path, shop_url: str, redis_url: str, name: str, *extra: 
         "PLT_DISTRIBUTED=True",
         f"REDIS_URL={redis_url}",
         f"PLT_WORKER_NAME={name}",
-        f"ADDONS={addons()}",
         f"PROFILE={PROFILE}",
         f"PLT_LEASE_SECONDS={LEASE_SECONDS}",
         *extra,  # later -s values win

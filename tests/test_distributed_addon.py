@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 
@@ -9,12 +10,12 @@ import pytest
 from scrapy.settings import Settings
 from scrapy.utils.test import get_crawler
 
+from plt import settings as project_settings
 from plt.distributed.addon import DistributedAddon
 from plt.distributed.keeper import LeaseKeeper
 from plt.distributed.state import SCHEDULER_PATH, RedisJobState, job_name, worker_name
 from plt.jobstate import JobState
 from tests.conftest import run_crawl
-from tests.test_distributed import addons
 
 pytest_plugins = ("tests.redis_server",)
 
@@ -85,11 +86,14 @@ def test_missing_settings_stop_at_once(values, message):
 
 
 def test_without_the_addon_the_crawl_stops_with_one_message(redis_server, tmp_path):
+    addons = dict(project_settings.ADDONS)
+    del addons["plt.distributed.addon.DistributedAddon"]
     proc = run_crawl(
         tmp_path,
         "http://127.0.0.1:9",
         "PLT_DISTRIBUTED=True",
         f"REDIS_URL={redis_server.url}",
+        f"ADDONS={json.dumps(addons)}",
         timeout=60,
     )
     assert proc.returncode == 2, proc.stderr[-3000:]
@@ -105,7 +109,6 @@ def test_unreachable_redis_stops_with_one_message(tmp_path):
         "http://127.0.0.1:9",
         "PLT_DISTRIBUTED=True",
         f"REDIS_URL=redis://127.0.0.1:{port}/0",
-        f"ADDONS={addons()}",
         timeout=60,
     )
     assert proc.returncode == 2, proc.stderr[-3000:]

@@ -150,10 +150,12 @@ def fake_cgroup_v2(tmp_path: Path, limit: str) -> Path:
         ({"PLT_MEMORY_BUDGET_MB": 0, "MEMUSAGE_LIMIT_MB": 950}, None, 950),
         ({"PLT_MEMORY_BUDGET_MB": 0, "MEMUSAGE_LIMIT_MB": 950}, str(256 * MIB), 256),
         ({"PLT_MEMORY_BUDGET_MB": 700, "MEMUSAGE_LIMIT_MB": 950}, None, 700),
+        # -s MEMUSAGE_LIMIT_MB=160 under a profile's budget: the hard stop wins.
+        ({"PLT_MEMORY_BUDGET_MB": 950, "MEMUSAGE_LIMIT_MB": 160}, None, 160),
         ({"PLT_MEMORY_BUDGET_MB": 0, "MEMUSAGE_LIMIT_MB": 0}, str(300 * MIB), 300),
     ],
 )
-def test_budget_is_min_of_configured_and_cgroup(
+def test_budget_is_the_lowest_limit(
     tmp_path: Path, settings: dict[str, int], cgroup: str | None, expected_mb: int
 ) -> None:
     if cgroup is not None:

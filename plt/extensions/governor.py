@@ -1,6 +1,7 @@
 """MemoryGovernor extension: keep the crawl's current RSS inside its memory budget.
 
-Budget: min(PLT_MEMORY_BUDGET_MB, or else MEMUSAGE_LIMIT_MB; the cgroup limit). Each tick:
+Budget: the lowest of PLT_MEMORY_BUDGET_MB, MEMUSAGE_LIMIT_MB (aiming above the hard stop
+would be pointless) and the cgroup limit. Each tick:
 at PLT_GOVERNOR_HIGH of it, gc + malloc_trim (rate limited) and halve the concurrency; at
 PLT_GOVERNOR_PAUSE, also start no new request until RSS is back under HIGH; under
 PLT_GOVERNOR_LOW for PLT_GOVERNOR_RAISE_TICKS ticks, add PLT_GOVERNOR_RAISE_STEP, up to
@@ -74,12 +75,13 @@ class MemoryGovernor:
         self.trim_interval: float = settings.getfloat("PLT_GOVERNOR_TRIM_INTERVAL", 10.0)
         self.collect_garbage: bool = settings.getbool("PLT_GOVERNOR_GC", True)
 
-        configured_mb = settings.getint("PLT_MEMORY_BUDGET_MB") or settings.getint(
-            "MEMUSAGE_LIMIT_MB"
-        )
         cgroup_root = settings.get("PLT_GOVERNOR_CGROUP_ROOT") or memory.DEFAULT_CGROUP_ROOT
         self.cgroup_limit: int | None = memory.cgroup_memory_limit(cgroup_root)
-        budget = memory.tightest_limit(configured_mb * MIB, self.cgroup_limit)
+        budget = memory.tightest_limit(
+            settings.getint("PLT_MEMORY_BUDGET_MB") * MIB,
+            settings.getint("MEMUSAGE_LIMIT_MB") * MIB,
+            self.cgroup_limit,
+        )
         if budget is None:
             raise NotConfigured(
                 "MemoryGovernor has no budget: set PLT_MEMORY_BUDGET_MB or MEMUSAGE_LIMIT_MB"

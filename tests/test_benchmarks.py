@@ -1,0 +1,199 @@
+"""The benchmark scripts' pieces, and one tiny end-to-end run of both crawlers."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from benchmarks import profiles, run
+from benchmarks.common import (
+    LineCounter,
+    effective_concurrency,
+    log_stats,
+    parse_elapsed,
+    parse_time_v,
+    render_table,
+)
+
+TIME_V = """\
+\tCommand being timed: "python -m scrapy crawl product -s SHOP_URL=http://127.0.0.1:1"
+\tUser time (seconds): 10.82
+\tSystem time (seconds): 0.74
+\tPercent of CPU this job got: 94%
+\tElapsed (wall clock) time (h:mm:ss or m:ss): 0:12.29
+\tAverage shared text size (kbytes): 0
+\tMaximum resident set size (kbytes): 100892
+\tMajor (requiring I/O) page faults: 0
+\tFile system outputs: 439040
+\tPage size (bytes): 4096
+\tExit status: 0
+"""
+
+
+def test_parse_time_v():
+    t = parse_time_v(TIME_V)
+    assert (t.user_s, t.sys_s, t.wall_s) == (10.82, 0.74, 12.29)
+    assert t.cpu_s == pytest.approx(11.56)
+    assert t.max_rss_kib == 100892
+    assert t.max_rss_mib == pytest.approx(98.53, abs=0.01)
+    assert t.exit_status == 0 and t.signal is None
+
+
+def test_parse_time_v_killed_and_long():
+    text = "Command terminated by signal 9\n" + TIME_V.replace("0:12.29", "1:02:03").replace(
+        "Exit status: 0", "Exit status: 0"
+    )
+    t = parse_time_v(text)
+    assert t.signal == 9
+    assert t.wall_s == 3723
+
+
+def test_parse_elapsed():
+    assert parse_elapsed("2:03.45") == pytest.approx(123.45)
+    assert parse_elapsed("1:00:00") == 3600
+
+
+def test_parse_time_v_rejects_other_text():
+    with pytest.raises(ValueError, match="time -v"):
+        parse_time_v("Traceback (most recent call last):\n")
+
+
+def test_run_arguments():
+    args = run.parse_args([])
+    assert (args.products, args.profile, args.repeat, args.concurrency) == (2000, "1gb", 1, 16)
+    assert args.only is None and not args.keep and args.json is None
+    args = run.parse_args(["--products", "20103", "--repeat", "3", "--only", "plt"])
+    assert (args.products, args.repeat, args.only) == (20103, 3, "plt")
+    for bad in (["--repeat", "0"], ["--only", "both"], ["--products", "0"]):
+        with pytest.raises(SystemExit):
+            run.parse_args(bad)
+
+
+def test_runs_alternate():
+    assert run.schedule(2) == [("baseline", 1), ("plt", 1), ("baseline", 2), ("plt", 2)]
+    assert run.schedule(2, "plt") == [("plt", 1), ("plt", 2)]
+
+
+def fake_run(kind: str, items: int, wall: float, cpu: float, rss: float, missing: int) -> dict:
+    checks = {"missing": missing, "extra": 0, "repeated": 0, "field_differences": 0}
+    return {
+        "kind": kind,
+        "items": items,
+        "wall_s": wall,
+        "cpu_s": cpu,
+        "max_rss_mib": rss,
+        "items_per_cpu_s": items / cpu,
+        "verify": checks,
+        "stats": {"dupefilter/filtered": 9} if kind == "baseline" else {},
+    }
+
+
+def test_medians_ratios_and_table():
+    baseline = [fake_run("baseline", 90, w, 40, 600, 10) for w in (50, 70, 60)]
+    plt = [fake_run("plt", 100, w, 10, 100, 0) for w in (20, 10, 30)]
+    summary = {"baseline": run.medians(baseline), "plt": run.medians(plt)}
+    assert summary["baseline"]["wall_s"] == 60 and summary["plt"]["wall_s"] == 20
+    ratios = run.ratios(summary)
+    assert ratios["cpu_s"] == 0.25
+    assert ratios["items_per_cpu_s"] == pytest.approx((100 / 10) / (90 / 40))
+    table = run.figures_table(summary)
+    assert "PLT/baseline" in table
+    assert "0.25x" in table and "0.17x" in table  # CPU s, peak RSS
+    checks = run.checks_table(summary, expected=100)
+    assert "missing" in checks and "requests dropped as duplicates" in checks
+    lines = run.targets(summary)
+    assert "target <= 128 MiB: met" in lines[0]
+    assert "4.44x" in lines[1] and "met" in lines[1]
+
+
+def test_table_without_baseline():
+    summary = {"plt": run.medians([fake_run("plt", 100, 10, 10, 200, 0)])}
+    assert run.ratios(summary) == {}
+    assert "PLT/baseline" not in run.figures_table(summary)
+    assert "missed by 72.0 MiB" in run.targets(summary)[0]
+
+
+def test_render_table_aligns():
+    text = render_table(["", "a", "bb"], [["row", 1, "22222"]])
+    header, rule, row = text.splitlines()
+    assert len(header) == len(rule) == len(row)
+
+
+def test_log_stats_and_overridden_settings(tmp_path):
+    log = tmp_path / "crawl.log"
+    log.write_text(
+        "2026-01-01 [scrapy.crawler] INFO: Overridden settings:\n"
+        "{'BOT_NAME': 'old_product',\n 'CONCURRENT_REQUESTS': '64',\n 'LOG_LEVEL': 'INFO'}\n"
+        "2026-01-01 [scrapy.statscollectors] INFO: Dumping Scrapy stats:\n"
+        "{'dupefilter/filtered': 190,\n 'elapsed_time_seconds': 58.5,\n"
+        " 'finish_reason': 'finished',\n"
+        " 'start_time': datetime.datetime(2026, 1, 1, tzinfo=datetime.timezone.utc)}\n"
+    )
+    stats = log_stats(log)
+    assert stats == {
+        "dupefilter/filtered": 190,
+        "elapsed_time_seconds": 58.5,
+        "finish_reason": "finished",
+    }
+    assert effective_concurrency(log) == 64
+    log.write_text("no settings logged\n")
+    assert effective_concurrency(log) == 16
+
+
+def test_line_counter_reads_only_new_bytes(tmp_path):
+    path = tmp_path / "items.jsonl"
+    counter = LineCounter(path)
+    assert counter.count() == 0
+    path.write_text("{}\n{}\n")
+    assert counter.count() == 2
+    with path.open("a") as f:
+        f.write("{}\n")
+    assert counter.count() == 3
+
+
+def test_profile_cases():
+    args = profiles.parse_args(["--profiles", "256mb,1gb"])
+    todo = profiles.cases(args)
+    assert [c.name for c in todo] == [
+        "profile 256mb",
+        "profile 1gb",
+        "pressure, governor on",
+        "pressure, governor off",
+    ]
+    assert todo[0].settings == ["PROFILE=256mb"]
+    on, off = todo[2:]
+    assert "MEMUSAGE_LIMIT_MB=128" in on.settings and "CONCURRENT_REQUESTS=64" in on.settings
+    assert "PLT_MEMORY_BUDGET_MB=128" in on.settings
+    assert off.settings == [*on.settings, "PLT_GOVERNOR_ENABLED=0"]
+    assert (on.expect, off.expect) == ("finished", "memusage_exceeded")
+    assert profiles.cases(profiles.parse_args(["--pressure-only"]))[0] == on
+    with pytest.raises(SystemExit):
+        profiles.parse_args(["--pressure-only", "--no-pressure"])
+
+
+def test_both_crawlers_end_to_end(tmp_path, capsys):
+    """100 products: both crawlers run, are measured and checked against the ground truth."""
+    out = tmp_path / "bench.json"
+    argv = ["--products", "100", "--workdir", str(tmp_path), "--keep", "--json", str(out)]
+    assert run.main(argv) == 0
+    printed = capsys.readouterr().out
+    assert "PLT/baseline" in printed and "items / CPU s" in printed
+    result = json.loads(out.read_text())
+    by_kind = {r["kind"]: r for r in result["runs"]}
+    assert set(by_kind) == {"baseline", "plt"}
+    expected = result["expected_items"]
+    assert by_kind["plt"]["verify"]["exact"], by_kind["plt"]["verify"]
+    assert by_kind["plt"]["items"] == expected
+    baseline = by_kind["baseline"]
+    assert baseline["finish_reason"] == "finished"
+    # The baseline loses products (no active colour), but never repeats or invents one.
+    assert baseline["verify"]["extra"] == baseline["verify"]["repeated"] == 0
+    assert 0 < baseline["items"] <= expected
+    for r in result["runs"]:
+        assert r["max_rss_mib"] > 0 and r["cpu_s"] > 0
+    # The baseline ran on its own settings, none of PLT's components.
+    log = Path(baseline["measured"]["log_path"]).read_text()
+    assert "old_spider.StockJsonPipeline" in log
+    assert "plt." not in log.split("Spider opened")[0]
