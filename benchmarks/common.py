@@ -12,6 +12,7 @@ import contextlib
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 import time
@@ -249,6 +250,20 @@ def _stop_tree(proc: subprocess.Popen[bytes]) -> None:
 
 
 # -- the crawl's own records -----------------------------------------------------
+
+
+def clean_up(workdir: Path, made: list[Path], *, keep: bool, own_workdir: bool) -> None:
+    """Remove what a benchmark made: its own temporary folder, or only its files."""
+    if keep:
+        log(f"job directories kept in {workdir}")
+    elif own_workdir:
+        shutil.rmtree(workdir, ignore_errors=True)
+    else:
+        for path in made:
+            if path.is_dir():
+                shutil.rmtree(path, ignore_errors=True)
+            else:
+                path.unlink(missing_ok=True)
 
 
 def count_lines(path: Path) -> int:

@@ -41,6 +41,7 @@ if __package__ in (None, ""):
 
 from benchmarks.common import (
     ROOT,
+    clean_up,
     count_lines,
     effective_concurrency,
     fmt,
@@ -409,16 +410,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             args.json.write_text(json.dumps(result, indent=1, default=str) + "\n")
             log(f"all runs written to {args.json}")
     finally:
-        if args.keep:
-            log(f"job directories kept in {workdir}")
-        elif own_workdir:
-            shutil.rmtree(workdir, ignore_errors=True)
-        else:
-            for path in made:
-                if path.is_dir():
-                    shutil.rmtree(path, ignore_errors=True)
-                else:
-                    path.unlink(missing_ok=True)
+        clean_up(workdir, made, keep=args.keep, own_workdir=own_workdir)
     return 0 if all(r["finish_reason"] == r["expect"] for r in runs) else 1
 
 

@@ -29,6 +29,7 @@ from benchmarks.common import (
     ROOT,
     baseline_argv,
     baseline_env,
+    clean_up,
     count_lines,
     fmt,
     last_run_stats,
@@ -365,16 +366,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             args.json.write_text(json.dumps(result, indent=1, default=str) + "\n")
             log(f"all runs written to {args.json}")
     finally:
-        if args.keep:
-            log(f"job directories kept in {workdir}")
-        elif own_workdir:
-            shutil.rmtree(workdir, ignore_errors=True)
-        else:
-            for path in made:
-                if path.is_dir():
-                    shutil.rmtree(path, ignore_errors=True)
-                else:
-                    path.unlink(missing_ok=True)
+        clean_up(workdir, made, keep=args.keep, own_workdir=own_workdir)
     failed = [r for r in runs if r["returncode"] != 0]
     return 1 if failed else 0
 

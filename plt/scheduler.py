@@ -52,22 +52,63 @@ def request_from_json(data: str, spider: Spider) -> Request:
     return request_from_dict(d, spider=spider)
 
 
-class JobScheduler(BaseScheduler):
+class JobStateSchedulerMixin:
+    """What the SQLite and the Redis schedulers share: opening the job state
+    with one clear error, closing at once when asked, and a memory fallback."""
+
+    crawler: Crawler
+    stats: Any
+    state: JobState
+
+    def _init_job_state(self, crawler: Crawler) -> None:
+        # Requests that cannot be stored as JSON stay in memory, like Scrapy's
+        # own fallback; scheduler/unserializable counts them.
+        self._memory: list[tuple[int, int, Request]] = []
+        self._order = itertools.count()
+        self._close_reason: str | None = None
+        # CloseSpider raised from open() skips opening the scraper, and closing
+        # then fails; raised from spider_opened it closes cleanly.
+        crawler.signals.connect(self.spider_opened, signal=signals.spider_opened)
+
+    def _open_job_state(self) -> bool:
+        try:
+            self.state.open()
+        except JobStateError as exc:
+            logger.error("%s", exc)
+            self.stats.set_value("plt/job/state_error", str(exc))
+            self._close_reason = "job_state_error"
+            return False
+        return True
+
+    def spider_opened(self, spider: Spider) -> None:
+        if self._close_reason:
+            raise CloseSpider(self._close_reason)
+
+    def _keep_in_memory(self, request: Request, where: str, exc: Exception) -> bool:
+        logger.warning("Unable to store %s in %s (%s); kept in memory", request, where, exc)
+        self.stats.inc_value("scheduler/unserializable")
+        self.stats.inc_value("scheduler/enqueued/memory")
+        self.stats.inc_value("scheduler/enqueued")
+        heapq.heappush(self._memory, (-request.priority, next(self._order), request))
+        return True
+
+    def _next_from_memory(self) -> Request | None:
+        if not self._memory:
+            return None
+        self.stats.inc_value("scheduler/dequeued/memory")
+        self.stats.inc_value("scheduler/dequeued")
+        return heapq.heappop(self._memory)[2]
+
+
+class JobScheduler(JobStateSchedulerMixin, BaseScheduler):
     def __init__(self, crawler: Crawler) -> None:
         self.crawler = crawler
         self.stats = crawler.stats
         self.state = JobState.for_crawler(crawler)
         self.fingerprinter = crawler.request_fingerprinter
         self.debug_dupes = crawler.settings.getbool("DUPEFILTER_DEBUG")
-        # Requests that cannot be stored as JSON stay in memory, like Scrapy's
-        # own fallback; scheduler/unserializable counts them.
-        self._memory: list[tuple[int, int, Request]] = []
-        self._order = itertools.count()
         self._logged_dupe = False
-        self._close_reason: str | None = None
-        # CloseSpider raised from open() skips opening the scraper, and closing
-        # then fails; raised from spider_opened it closes cleanly.
-        crawler.signals.connect(self.spider_opened, signal=signals.spider_opened)
+        self._init_job_state(crawler)
 
     @classmethod
     def from_crawler(cls, crawler: Crawler) -> JobScheduler:
@@ -75,12 +116,7 @@ class JobScheduler(BaseScheduler):
 
     def open(self, spider: Spider) -> None:
         self.spider = spider
-        try:
-            self.state.open()
-        except JobStateError as exc:
-            logger.error("%s", exc)
-            self.stats.set_value("plt/job/state_error", str(exc))
-            self._close_reason = "job_state_error"
+        if not self._open_job_state():
             return
         state = self.state
         if state.jobdir is None:
@@ -108,10 +144,6 @@ class JobScheduler(BaseScheduler):
             )
         else:
             logger.info("New job in %s", state.jobdir)
-
-    def spider_opened(self, spider: Spider) -> None:
-        if self._close_reason:
-            raise CloseSpider(self._close_reason)
 
     def close(self, reason: str) -> None:
         state = self.state
@@ -162,12 +194,7 @@ class JobScheduler(BaseScheduler):
         if fp is not None and not self.state.add_request(fp, request.priority, "", None):
             self._log_dupe(request)
             return False
-        logger.warning("Unable to store %s in the job state (%s); kept in memory", request, exc)
-        self.stats.inc_value("scheduler/unserializable")
-        self.stats.inc_value("scheduler/enqueued/memory")
-        self.stats.inc_value("scheduler/enqueued")
-        heapq.heappush(self._memory, (-request.priority, next(self._order), request))
-        return True
+        return self._keep_in_memory(request, "the job state", exc)
 
     def _log_dupe(self, request: Request) -> None:
         self.stats.inc_value("dupefilter/filtered")
@@ -177,9 +204,7 @@ class JobScheduler(BaseScheduler):
 
     def next_request(self) -> Request | None:
         if self._memory:
-            self.stats.inc_value("scheduler/dequeued/memory")
-            self.stats.inc_value("scheduler/dequeued")
-            return heapq.heappop(self._memory)[2]
+            return self._next_from_memory()
         row = self.state.lease_next()
         if row is None:
             return None

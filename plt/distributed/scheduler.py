@@ -11,13 +11,9 @@ Requests are stored as JSON (plt.scheduler's codec), never pickled.
 
 from __future__ import annotations
 
-import heapq
-import itertools
 import logging
 from typing import TYPE_CHECKING, Any
 
-from scrapy import signals
-from scrapy.exceptions import CloseSpider
 from scrapy_redis.dupefilter import RFPDupeFilter
 from scrapy_redis.queue import PriorityQueue
 from scrapy_redis.scheduler import Scheduler
@@ -25,7 +21,12 @@ from scrapy_redis.scheduler import Scheduler
 from plt.distributed.merge import finish_job
 from plt.distributed.state import RedisJobState
 from plt.jobstate import JobState, JobStateError
-from plt.scheduler import LEASE_KEY, request_from_json, request_to_json
+from plt.scheduler import (
+    LEASE_KEY,
+    JobStateSchedulerMixin,
+    request_from_json,
+    request_to_json,
+)
 
 if TYPE_CHECKING:
     from scrapy import Request, Spider
@@ -101,7 +102,7 @@ class LeaseQueue(PriorityQueue):
         self.state.store.reset()
 
 
-class RedisScheduler(Scheduler):
+class RedisScheduler(JobStateSchedulerMixin, Scheduler):
     def __init__(self, crawler: Crawler) -> None:
         state = JobState.for_crawler(crawler)
         if not isinstance(state, RedisJobState):
@@ -117,10 +118,7 @@ class RedisScheduler(Scheduler):
         self.stats = crawler.stats
         self.state = state
         self.seeds = crawler.settings.getbool("PLT_REDIS_SEED", True)
-        self._memory: list[tuple[int, int, Request]] = []
-        self._order = itertools.count()
-        self._close_reason: str | None = None
-        crawler.signals.connect(self.spider_opened, signal=signals.spider_opened)
+        self._init_job_state(crawler)
 
     @classmethod
     def from_crawler(cls, crawler: Crawler) -> RedisScheduler:
@@ -128,12 +126,7 @@ class RedisScheduler(Scheduler):
 
     def open(self, spider: Spider) -> None:
         self.spider = spider
-        try:
-            self.state.open()
-        except JobStateError as exc:
-            logger.error("%s", exc)
-            self.stats.set_value("plt/job/state_error", str(exc))
-            self._close_reason = "job_state_error"
+        if not self._open_job_state():
             return
         # Not Scheduler.open(): it logs through the deprecated Spider.log().
         self.queue = LeaseQueue(self.server, spider, self.queue_key)
@@ -160,10 +153,6 @@ class RedisScheduler(Scheduler):
             state.retried_on_open,
             state.worker_items_path,
         )
-
-    def spider_opened(self, spider: Spider) -> None:
-        if self._close_reason:
-            raise CloseSpider(self._close_reason)
 
     def close(self, reason: str) -> None:
         state = self.state
@@ -229,18 +218,11 @@ class RedisScheduler(Scheduler):
         # Other workers cannot fetch it: it stays here, marked seen.
         if fp is not None and not self.state.server.sadd(self.state.keys.seen, fp):
             return False
-        logger.warning("Unable to store %s in Redis (%s); kept in this worker", request, exc)
-        self.stats.inc_value("scheduler/unserializable")
-        self.stats.inc_value("scheduler/enqueued/memory")
-        self.stats.inc_value("scheduler/enqueued")
-        heapq.heappush(self._memory, (-request.priority, next(self._order), request))
-        return True
+        return self._keep_in_memory(request, "Redis (other workers cannot fetch it)", exc)
 
     def next_request(self) -> Request | None:
         if self._memory:
-            self.stats.inc_value("scheduler/dequeued/memory")
-            self.stats.inc_value("scheduler/dequeued")
-            return heapq.heappop(self._memory)[2]
+            return self._next_from_memory()
         request = self.queue.pop() if self.state.db is not None else None
         if request is not None:
             self.stats.inc_value("scheduler/dequeued/redis")
