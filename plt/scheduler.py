@@ -135,7 +135,7 @@ class JobScheduler(JobStateSchedulerMixin, BaseScheduler):
         if state.resumed:
             logger.info(
                 "Resuming job %s: %d products done, %d partial items, %d requests queued "
-                "(%d were in flight when it stopped).",
+                "(%d of them in flight or failed when it stopped).",
                 state.jobdir,
                 state.exported_count(),
                 state.pending_count(),
@@ -162,6 +162,7 @@ class JobScheduler(JobStateSchedulerMixin, BaseScheduler):
                 state.items_path,
             )
             if reason == "finished" and state.leased:
+                self.stats.set_value("plt/job/incomplete", state.leased)
                 logger.warning(
                     "%d requests failed for now (network or server errors); run the "
                     "same command again to retry them.",

@@ -8,6 +8,7 @@ remembers the port, so a resumed job finds its queued URLs served again.
 
 from __future__ import annotations
 
+import atexit
 import dataclasses
 import logging
 from pathlib import Path
@@ -57,9 +58,14 @@ class EmbeddedShopAddon:
             port_file.write_text(str(self.shop.port))
         logger.info("No SHOP_URL given: crawling the demo retailer at %s", self.shop.url)
         settings.set("SHOP_URL", self.shop.url, priority="cmdline")
-        self.crawler.signals.connect(self.engine_stopped, signal=signals.engine_stopped)
+        # spider_closed also fires when the spider closes before the engine
+        # starts (a finished or damaged job), where engine_stopped does not;
+        # atexit covers a crawl that never got that far.
+        self.crawler.signals.connect(self.stop_shop, signal=signals.spider_closed)
+        self.crawler.signals.connect(self.stop_shop, signal=signals.engine_stopped)
+        atexit.register(self.stop_shop)
 
-    def engine_stopped(self) -> None:
+    def stop_shop(self) -> None:
         if self.shop is not None:
             self.shop.stop()
             self.shop = None

@@ -5,13 +5,14 @@ from __future__ import annotations
 import fcntl
 import json
 import os
+import socket
 import sqlite3
 import time
 from pathlib import Path
 
 import pytest
 
-from plt.commands.crawl import JOB_STATE_ERROR_EXIT, default_jobdir
+from plt.commands.crawl import JOB_INCOMPLETE_EXIT, JOB_STATE_ERROR_EXIT, default_jobdir
 from plt.jobstate import ITEMS_FILE, LOCK_FILE, STATE_FILE
 from tests.conftest import PROJECT, run_crawl, runs
 
@@ -118,3 +119,23 @@ def test_extra_output_with_o_keeps_the_job_feed(shop, tmp_path):
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert shop.compare(tmp_path / "job" / ITEMS_FILE).exact
     assert shop.compare(extra).exact
+
+
+def test_unreachable_retailer_exits_3_and_keeps_the_work(tmp_path):
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        url = f"http://127.0.0.1:{s.getsockname()[1]}"  # nothing listens there
+    proc = run_crawl(tmp_path, url, "RETRY_TIMES=0")
+    assert proc.returncode == JOB_INCOMPLETE_EXIT, proc.stderr[-2000:]
+    assert "run the same command again to retry them" in proc.stderr
+    assert not (tmp_path / "memory-report.json").exists()
+
+
+def test_embedded_shop_is_stopped_when_a_finished_job_runs_again(tmp_path):
+    options = '{"products": 30, "page_bytes": 20000}'
+    assert run_crawl(tmp_path, None, f"PLT_EMBEDDED_SHOP_OPTIONS={options}").returncode == 0
+    again = run_crawl(tmp_path, None, f"PLT_EMBEDDED_SHOP_OPTIONS={options}")
+    assert again.returncode == 0 and "is finished" in again.stderr
+    port = int((tmp_path / "embedded-shop-port").read_text())
+    with socket.socket() as s, pytest.raises(ConnectionRefusedError):
+        s.connect(("127.0.0.1", port))

@@ -146,6 +146,7 @@ def test_report_files_in_jobdir(tmp_path, caplog):
     jobdir = tmp_path / "job"
     ext, crawler, feed = make(JOBDIR=str(jobdir), MEMUSAGE_LIMIT_MB=950)
     crawler.stats.set_value("plt/bytes/wire", 1000)
+    crawler.stats.set_value("downloader/response_count", 30)
     for i in range(30):
         feed.t += 2
         feed.rss = (200 + 10 * i) * MB
@@ -353,3 +354,9 @@ def test_real_crawl_writes_report(tmp_path):
     root = ET.parse(jobdir / "memory.svg").getroot()
     assert root.findall(f"{SVG}polyline")
     assert (jobdir / "memory-report.txt").exists()
+
+
+def test_a_run_that_fetched_nothing_writes_no_report(tmp_path):
+    ext, _, _ = make(JOBDIR=str(tmp_path))
+    ext.spider_closed(Spider("x"), "finished")
+    assert not (tmp_path / "memory-report.json").exists()

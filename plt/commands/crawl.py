@@ -3,7 +3,8 @@
 Without ``-s JOBDIR=...`` a crawl runs as the day's job,
 ``jobs/<spider>-<UTC date>/`` beside scrapy.cfg, so re-running the same
 command resumes it. A crawl that stops because its job directory cannot be
-used exits with status 2.
+used exits with status 2; one that ran out of work with requests that
+failed for now (network or server errors, kept for the next run) exits with 3.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ if TYPE_CHECKING:
     from scrapy.crawler import Crawler
 
 JOB_STATE_ERROR_EXIT = 2
+JOB_INCOMPLETE_EXIT = 3
 
 
 def default_jobdir(spider_name: str, now: float | None = None) -> Path:
@@ -51,6 +53,8 @@ class Command(ScrapyCrawlCommand):
                 continue
             if reason == "job_state_error":
                 self.exitcode = JOB_STATE_ERROR_EXIT
+            elif crawler.stats.get_value("plt/job/incomplete"):
+                self.exitcode = JOB_INCOMPLETE_EXIT
 
     def _create_crawler(self, spidercls: type[Spider] | str) -> Crawler:
         crawler = super()._create_crawler(spidercls)

@@ -148,6 +148,11 @@ class MemoryReport:
                 task.stop()
         self._tasks.clear()
         self.sample(force=True)
+        if not self.stats.get_value("downloader/response_count"):
+            # A run that fetched nothing (a finished or unusable job) has no
+            # memory story, and must not overwrite the report of one that had.
+            logger.info("No responses in this run: memory report not written")
+            return
         self.write_report(reason)
 
     def rss(self) -> int:
