@@ -63,12 +63,18 @@ def reconcile(path: Path, recorded_offset: int) -> tuple[int, list[int]]:
     return len(tail), ids
 
 
-def _product_id(path: Path, line: bytes, offset: int) -> int:
+def product_id_of(line: bytes) -> int | None:
+    """The product id of an items-file line, or None when it is not a product item."""
     try:
         product_id = ujson.loads(line)["product_id"]
     except (ValueError, TypeError, KeyError):
-        product_id = None
-    if not isinstance(product_id, int):
+        return None
+    return product_id if isinstance(product_id, int) else None
+
+
+def _product_id(path: Path, line: bytes, offset: int) -> int:
+    product_id = product_id_of(line)
+    if product_id is None:
         raise ItemsFileError(
             f"The items file {path} has a line at byte {offset} that is not a "
             f"product item: {line[:80]!r}."

@@ -18,19 +18,10 @@ from plt.shop.catalog import Catalog, ShopConfig
 from plt.shop.cli import add_shop_arguments, config_from_args, config_to_argv
 from plt.shop.pages import PageBody, format_price, render_product_prefix
 from plt.shop.process import ShopProcess, ShopProcessError
+from tests.conftest import FAULTY_SHOP
 
-# Fault rates well above the defaults, so that 200 products show every case.
-SMALL = ShopConfig(
-    products=200,
-    seed=7,
-    page_bytes=20_000,
-    transient_error_rate=0.05,
-    withdrawn_rate=0.03,
-    sold_out_rate=0.08,
-    missing_active_rate=0.05,
-    bad_stock_rate=0.03,
-    no_subproducts_rate=0.03,
-)
+# The end-to-end tests' faulty shop, smaller: 200 products show every case.
+SMALL = dataclasses.replace(FAULTY_SHOP, products=200, page_bytes=20_000, sold_out_rate=0.08)
 OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # loopback only
 
 

@@ -21,8 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import ujson
-
+from plt.itemsfile import product_id_of
 from plt.jobstate import ITEMS_FILE
 
 if TYPE_CHECKING:
@@ -88,11 +87,8 @@ def merge_items(sources: list[Path], out: Path, expected: int | None = None) -> 
 
 
 def _product_id(path: Path, line: bytes, offset: int) -> int:
-    try:
-        product_id = ujson.loads(line)["product_id"]
-    except (ValueError, TypeError, KeyError):
-        product_id = None
-    if not isinstance(product_id, int):
+    product_id = product_id_of(line)
+    if product_id is None:
         raise MergeError(f"{path}: the line at byte {offset} is not a product item: {line[:80]!r}")
     return product_id
 
