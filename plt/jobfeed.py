@@ -36,11 +36,13 @@ class JobFeedAddon:
         uri = path.as_uri()
         if uri in feeds or str(path) in feeds:
             raise ValueError(f"{path} is the job's own feed; -o/-O must name another file")
-        feeds[uri] = {
+        job_feed = {
             "format": "jsonl",
             "overwrite": False,
             "encoding": "utf-8",
             "item_export_kwargs": {"plt_job_feed": True},
         }
+        # First: an exporter that raises stops the feeds after it for that item.
+        feeds = {uri: job_feed, **feeds}
         settings.set("FEEDS", feeds, priority=max(settings.getpriority("FEEDS") or 0, 20))
         logger.info("Items of this job go to %s", path)

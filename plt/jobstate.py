@@ -126,6 +126,9 @@ class JobState:
                 self._check_existing(path)
             self.db.executescript(_SCHEMA)
             self._init_meta()
+        except JobStateError:
+            self.close()
+            raise
         except sqlite3.DatabaseError as exc:
             self.close()
             raise JobStateError(
@@ -254,6 +257,15 @@ class JobState:
         if added:
             self.queued += 1
         return added
+
+    def add_seen(self, fp: str) -> bool:
+        """Record a fingerprint without queueing anything; True when it is new."""
+        assert self.db is not None
+        cur = self.db.execute(
+            "INSERT OR IGNORE INTO requests (fp, state, priority) VALUES (?, ?, 0)",
+            (fp, SETTLED),
+        )
+        return cur.rowcount > 0
 
     def lease_next(self) -> tuple[int, str] | None:
         assert self.db is not None

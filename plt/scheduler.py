@@ -32,6 +32,22 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 LEASE_KEY = "plt_lease"
+# Set by an errback on a request whose failure is worth another run.
+KEEP_LEASE_KEY = "plt_keep_lease"
+# Requests that differ only by this value are not duplicates of each other.
+DEDUPE_SCOPE_KEY = "plt_dedupe_scope"
+
+
+def scoped_fingerprint(request: Request, fingerprinter: Any) -> str:
+    """Scrapy's fingerprint, plus the request's dedupe scope if it has one."""
+    fp = fingerprinter.fingerprint(request).hex()
+    scope = request.meta.get(DEDUPE_SCOPE_KEY)
+    return f"{fp}:{scope}" if scope else fp
+
+
+def dedupe_key(request: Request, fingerprinter: Any) -> str | None:
+    """The key the frontier deduplicates on; None for unfiltered requests."""
+    return None if request.dont_filter else scoped_fingerprint(request, fingerprinter)
 
 
 def request_to_json(request: Request, spider: Spider) -> str:
@@ -41,7 +57,7 @@ def request_to_json(request: Request, spider: Spider) -> str:
     d["headers"] = {
         k.decode("latin-1"): [v.decode("latin-1") for v in vs] for k, vs in d["headers"].items()
     }
-    d["meta"] = {k: v for k, v in d["meta"].items() if k != LEASE_KEY}
+    d["meta"] = {k: v for k, v in d["meta"].items() if k not in (LEASE_KEY, KEEP_LEASE_KEY)}
     return ujson.dumps(d, reject_bytes=True)
 
 
@@ -149,10 +165,16 @@ class JobScheduler(JobStateSchedulerMixin, BaseScheduler):
         state = self.state
         if state.db is None:
             return
-        finished = reason == "finished" and not self.has_pending_requests() and not state.leased
+        pending = state.pending_count()
+        finished = (
+            reason == "finished"
+            and not self.has_pending_requests()
+            and not state.leased
+            and not pending
+        )
         if finished:
             state.set_meta("finished", True)
-        self.stats.set_value("plt/pending_items", state.pending_count())
+        self.stats.set_value("plt/pending_items", pending)
         if state.jobdir is not None:
             logger.info(
                 "Job %s %s: %d products in %s",
@@ -161,8 +183,8 @@ class JobScheduler(JobStateSchedulerMixin, BaseScheduler):
                 state.exported_count(),
                 state.items_path,
             )
-            if reason == "finished" and state.leased:
-                self.stats.set_value("plt/job/incomplete", state.leased)
+            if reason == "finished" and (state.leased or pending):
+                self.stats.set_value("plt/job/incomplete", state.leased or pending)
                 logger.warning(
                     "%d requests failed for now (network or server errors); run the "
                     "same command again to retry them.",
@@ -174,7 +196,7 @@ class JobScheduler(JobStateSchedulerMixin, BaseScheduler):
         return self.state.queued > 0 or bool(self._memory)
 
     def enqueue_request(self, request: Request) -> bool:
-        fp = None if request.dont_filter else self.fingerprinter.fingerprint(request).hex()
+        fp = dedupe_key(request, self.fingerprinter)
         try:
             data = request_to_json(request, self.spider)
         except (ValueError, TypeError, OverflowError) as exc:
@@ -192,7 +214,7 @@ class JobScheduler(JobStateSchedulerMixin, BaseScheduler):
 
     def _enqueue_memory(self, request: Request, fp: str | None, exc: Exception) -> bool:
         # Still recorded as seen, so the request is not queued twice.
-        if fp is not None and not self.state.add_request(fp, request.priority, "", None):
+        if fp is not None and not self.state.add_seen(fp):
             self._log_dupe(request)
             return False
         return self._keep_in_memory(request, "the job state", exc)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import atexit
 import dataclasses
 import logging
+import socket
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -26,6 +27,14 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 PORT_FILE = "embedded-shop-port"
+
+
+def _answers(port: int) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=1):
+            return True
+    except OSError:
+        return False
 
 
 class EmbeddedShopAddon:
@@ -51,6 +60,11 @@ class EmbeddedShopAddon:
         jobdir = settings.get("JOBDIR")
         port_file = Path(jobdir) / PORT_FILE if jobdir else None
         port = int(port_file.read_text()) if port_file and port_file.exists() else 0
+        if port and _answers(port):
+            # The job's shop is still up: another live crawl of this job owns
+            # it, and the job lock will say so.
+            settings.set("SHOP_URL", f"http://127.0.0.1:{port}", priority="cmdline")
+            return
         self.shop = ShopProcess(ShopConfig(**options), port=port)
         self.shop.start()
         if port_file:

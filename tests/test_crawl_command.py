@@ -5,8 +5,10 @@ from __future__ import annotations
 import fcntl
 import json
 import os
+import signal
 import socket
 import sqlite3
+import subprocess
 import time
 from pathlib import Path
 
@@ -14,7 +16,9 @@ import pytest
 
 from plt.commands.crawl import JOB_INCOMPLETE_EXIT, JOB_STATE_ERROR_EXIT, default_jobdir
 from plt.jobstate import ITEMS_FILE, LOCK_FILE, STATE_FILE
-from tests.conftest import PROJECT, run_crawl, runs
+from plt.shop.catalog import Catalog, ShopConfig
+from plt.verify import compare, read_items
+from tests.conftest import PROJECT, crawl_argv, crawl_env, run_crawl, runs
 
 
 def test_default_jobdir_is_daily_beside_scrapy_cfg(monkeypatch):
@@ -102,14 +106,51 @@ def test_job_in_use_by_a_live_process(shop, tmp_path):
     assert "Traceback" not in proc.stderr
 
 
+EMBEDDED = {"products": 150, "page_bytes": 20000, "seed": 3, "per_page": 24}
+
+
+def embedded_truth(jobdir: Path) -> list[dict]:
+    port = int((jobdir / "embedded-shop-port").read_text())
+    catalog = Catalog(ShopConfig(**EMBEDDED))
+    return list(catalog.expected_items(f"http://127.0.0.1:{port}"))
+
+
 def test_embedded_demo_retailer_is_the_default(tmp_path):
-    options = '{"products": 60, "page_bytes": 20000, "seed": 3}'
-    proc = run_crawl(tmp_path, None, f"PLT_EMBEDDED_SHOP_OPTIONS={options}")
+    # 24 per page, not 48: the page count comes from the listing itself.
+    proc = run_crawl(tmp_path, None, f"PLT_EMBEDDED_SHOP_OPTIONS={json.dumps(EMBEDDED)}")
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "crawling the demo retailer at http://127.0.0.1:" in proc.stderr
-    assert runs(tmp_path)[-1]["plt/products/total"] == 60
-    lines = (tmp_path / ITEMS_FILE).read_text().splitlines()
-    assert 50 <= len(lines) <= 60
+    assert runs(tmp_path)[-1]["plt/products/total"] == 150
+    result = compare(read_items(tmp_path / ITEMS_FILE), embedded_truth(tmp_path))
+    assert result.exact, result.summary()
+
+
+def test_kill_9_with_the_embedded_retailer_then_resume(tmp_path):
+    setting = f"PLT_EMBEDDED_SHOP_OPTIONS={json.dumps({**EMBEDDED, 'products': 2000})}"
+    proc = subprocess.Popen(
+        crawl_argv(tmp_path, None, setting),
+        cwd=PROJECT,
+        env=crawl_env(),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    items = tmp_path / ITEMS_FILE
+    deadline = time.monotonic() + 60
+    while (not items.exists() or items.stat().st_size == 0) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    # The demo retailer dies with its crawler and the resumed job gets its port back.
+    resumed = run_crawl(tmp_path, None, setting)
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    assert "Resuming job" in resumed.stderr
+    truth = list(
+        Catalog(ShopConfig(**{**EMBEDDED, "products": 2000})).expected_items(
+            f"http://127.0.0.1:{int((tmp_path / 'embedded-shop-port').read_text())}"
+        )
+    )
+    result = compare(read_items(items), truth)
+    assert result.exact, result.summary()
 
 
 def test_extra_output_with_o_keeps_the_job_feed(shop, tmp_path):

@@ -56,3 +56,12 @@ def test_a_response_that_yields_an_item_is_settled_by_the_export(tmp_path):
     mw, _, state, response = setup(tmp_path)
     assert run(mw, response, [{"product_id": 1}]) == [{"product_id": 1}]
     assert state.leased == 1
+
+
+def test_an_errback_can_keep_the_lease_for_the_next_run(tmp_path):
+    from plt.scheduler import KEEP_LEASE_KEY
+
+    mw, _, state, response = setup(tmp_path)
+    response.request.meta[KEEP_LEASE_KEY] = True
+    assert run(mw, response, []) == []
+    assert state.leased == 1

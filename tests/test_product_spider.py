@@ -78,7 +78,8 @@ def test_first_listing_page_gives_products_and_the_next_page(spider):
     assert [r.cb_kwargs for r in out] == [
         {"product_id": 17},
         {"product_id": 23},
-        {"page": 2, "pages": 419},
+        # Two tiles on page 1 of 20,103: the listing's own page size counts.
+        {"page": 2, "pages": 10_052},
     ]
     assert spider.crawler.stats.get_value("plt/products/total") == 20_103
 
@@ -141,3 +142,44 @@ def test_too_large_product_page_is_counted(spider):
     failure.request = spider.product_request("http://shop.test:8800/product/big-3", 3)
     assert collect(spider.request_failed(failure)) == []
     assert spider.crawler.stats.get_value("plt/product/too_large") == 1
+
+
+@pytest.mark.parametrize(
+    ("status", "keeps_lease"), [(503, True), (429, True), (408, True), (404, False), (403, False)]
+)
+def test_failed_page_keeps_its_lease_unless_the_failure_is_permanent(spider, status, keeps_lease):
+    from scrapy.spidermiddlewares.httperror import HttpError
+
+    from plt.scheduler import KEEP_LEASE_KEY, LEASE_KEY
+
+    spider.job.add_request("fp", 0, "{}", None)
+    lease_id, _ = spider.job.lease_next()
+    request = spider.listing_request(2, 9)
+    request.meta[LEASE_KEY] = lease_id
+    response = HtmlResponse(request.url, status=status, body=b"", request=request)
+    failure = Failure(HttpError(response))
+    failure.request = request
+    assert collect(spider.request_failed(failure)) == []
+    assert bool(request.meta.get(KEEP_LEASE_KEY)) is keeps_lease
+    assert spider.job.leased == (1 if keeps_lease else 0)
+    assert spider.crawler.stats.get_value(f"plt/listing/http_{status}") == 1
+
+
+def test_products_sharing_a_stock_url_are_not_duplicates(spider):
+    from plt.scheduler import dedupe_key
+
+    fingerprinter = spider.crawler.request_fingerprinter
+    first, second = spider.stock_request(1, 500), spider.stock_request(2, 500)
+    assert first.url == second.url
+    assert dedupe_key(first, fingerprinter) != dedupe_key(second, fingerprinter)
+    assert dedupe_key(first, fingerprinter) == dedupe_key(
+        spider.stock_request(1, 500), fingerprinter
+    )
+
+
+def test_the_page_id_keys_the_rest_when_it_differs_from_the_listing(spider):
+    product = spider.product_request("http://shop.test:8800/product/denim-slim-ankle-17", 99)
+    (stock,) = collect(spider.parse_product(html(product, "product-17.html"), product_id=99))
+    assert stock.cb_kwargs["product_id"] == 17
+    assert spider.job.get_pending(17) is not None and spider.job.get_pending(99) is None
+    assert spider.crawler.stats.get_value("plt/product/id_changed") == 1

@@ -65,6 +65,8 @@ def test_unserializable_request_stays_in_memory(spider):
     assert scheduler.enqueue_request(request)
     assert spider.crawler.stats.get_value("scheduler/unserializable") == 1
     assert scheduler.next_request() is request
+    assert scheduler.next_request() is None  # its seen mark is not a queued request
+    assert not scheduler.enqueue_request(Request("http://shop.test/x", meta={"obj": object()}))
 
 
 def test_finished_job_closes_at_once(spider, tmp_path):

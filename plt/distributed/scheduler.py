@@ -26,6 +26,7 @@ from plt.scheduler import (
     JobStateSchedulerMixin,
     request_from_json,
     request_to_json,
+    scoped_fingerprint,
 )
 
 if TYPE_CHECKING:
@@ -50,7 +51,7 @@ class LeaseDupeFilter(RFPDupeFilter):
         self.fingerprinter = crawler.request_fingerprinter
 
     def request_fingerprint(self, request: Request) -> str:
-        return self.fingerprinter.fingerprint(request).hex()
+        return scoped_fingerprint(request, self.fingerprinter)
 
     def close(self, reason: str = "") -> None:
         """The seen set belongs to the crawl, not to this worker: kept."""
@@ -161,6 +162,8 @@ class RedisScheduler(JobStateSchedulerMixin, Scheduler):
         self.stats.set_value("plt/redis/released", state.release_held())
         status = state.status()
         self.stats.set_value("plt/pending_items", status.pending)
+        if reason == "finished" and status.failed:
+            self.stats.set_value("plt/job/incomplete", status.failed)
         if self._close_reason == "finished":
             pass  # finished before this worker started: nothing new to merge
         elif status.done:

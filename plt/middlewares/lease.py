@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 from scrapy import Request
 
 from plt.jobstate import JobState
-from plt.scheduler import LEASE_KEY
+from plt.scheduler import KEEP_LEASE_KEY, LEASE_KEY
 
 if TYPE_CHECKING:
     from scrapy import Spider
@@ -46,6 +46,9 @@ class LeaseMiddleware:
                 continue
             produced_item = True
             yield obj
-        lease_id = response.request.meta.get(LEASE_KEY) if response.request else None
-        if lease_id is not None and not produced_item and self.state.db is not None:
+        meta = response.request.meta if response.request else {}
+        lease_id = meta.get(LEASE_KEY)
+        if lease_id is None or produced_item or meta.get(KEEP_LEASE_KEY):
+            return
+        if self.state.db is not None:
             self.state.settle(lease_id)

@@ -6,6 +6,8 @@ and CPU never count against the crawler's.
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import dataclasses
 import json
 import logging
@@ -30,6 +32,18 @@ logger = logging.getLogger(__name__)
 _PROJECT_ROOT = str(Path(plt.__file__).resolve().parent.parent)
 # Loopback only: never let an environment proxy see the shop's traffic.
 _OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+
+
+def _die_with_parent() -> None:
+    """In the child: get SIGTERM when the parent dies, even by SIGKILL.
+
+    Otherwise a crawler killed by the OOM killer leaves its demo shop holding
+    the port the resumed job wants back.
+    """
+    pr_set_pdeathsig = 1
+    ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").prctl(
+        pr_set_pdeathsig, signal.SIGTERM
+    )
 
 
 class ShopProcessError(RuntimeError):
@@ -100,7 +114,11 @@ class ShopProcess:
         else:
             self._stderr = tempfile.TemporaryFile()  # noqa: SIM115
         self._proc = subprocess.Popen(
-            self.argv(), stdout=subprocess.PIPE, stderr=self._stderr, env=self._env()
+            self.argv(),
+            stdout=subprocess.PIPE,
+            stderr=self._stderr,
+            env=self._env(),
+            preexec_fn=_die_with_parent if sys.platform.startswith("linux") else None,
         )
         try:
             self.url = self._read_url()

@@ -24,6 +24,7 @@ from twisted.python.failure import Failure
 from plt.jobstate import JobState
 from plt.middlewares.headonly import ResponseTooLarge
 from plt.parsing import (
+    PER_PAGE,
     StockError,
     page_count,
     parse_listing,
@@ -31,7 +32,7 @@ from plt.parsing import (
     parse_stock,
     stock_col_num,
 )
-from plt.scheduler import LEASE_KEY
+from plt.scheduler import DEDUPE_SCOPE_KEY, KEEP_LEASE_KEY, LEASE_KEY
 
 logger = logging.getLogger(__name__)
 
@@ -40,6 +41,8 @@ LISTING_PRIORITY = 0
 PRODUCT_PRIORITY = 10
 STOCK_PRIORITY = 20
 PRODUCT_BLOCK_END = "</main>"
+# Answers that a later attempt may turn into a page (Scrapy retries them too).
+RETRYABLE_4XX = frozenset({408, 429})
 ITEM_FIELDS = (
     "product_id",
     "url",
@@ -118,6 +121,9 @@ class ProductSpider(scrapy.Spider):
             errback=self.stock_failed,
             cb_kwargs={"product_id": product_id, "col_num": col_num},
             priority=STOCK_PRIORITY,
+            # Two products may share a stock URL (a shared colour, a redirect):
+            # each still needs its own answer.
+            meta={DEDUPE_SCOPE_KEY: str(product_id)},
         )
 
     # -- callbacks --------------------------------------------------------------
@@ -138,13 +144,13 @@ class ProductSpider(scrapy.Spider):
                 logger.error("No total count on %s; following the next links", response.url)
                 self.crawler.stats.inc_value("plt/listing/no_total")
             else:
-                pages = page_count(listing.total)
+                pages = page_count(listing.total, len(listing.product_ids) or PER_PAGE)
                 self.crawler.stats.set_value("plt/products/total", listing.total)
                 logger.info("%d products on %d listing pages", listing.total, pages)
         self.crawler.stats.inc_value("plt/listing/pages")
         for href, product_id in zip(listing.product_urls, listing.product_ids, strict=True):
             yield self.product_request(response.urljoin(href), product_id)
-        if (page < pages) if pages is not None else listing.has_next:
+        if listing.has_next or (pages is not None and page < pages):
             yield self.listing_request(page + 1, pages)
 
     async def parse_product(self, response: Response, product_id: int) -> AsyncIterator[Any]:
@@ -169,6 +175,14 @@ class ProductSpider(scrapy.Spider):
             logger.warning("No product block on %s", response.url)
             stats.inc_value("plt/product/no_product_block")
             return
+        if fields["product_id"] != product_id:
+            # The page is the product's own word (a redirect to a canonical
+            # product); from here on everything is keyed by its id.
+            stats.inc_value("plt/product/id_changed")
+            product_id = fields["product_id"]
+            if self.job.is_exported(product_id):
+                stats.inc_value("plt/product/already_exported")
+                return
         fields["date"] = self.crawl_date()
         if fields["active_col_num"] is None:
             stats.inc_value("plt/product/no_active_colour")
@@ -223,7 +237,9 @@ class ProductSpider(scrapy.Spider):
         kind = "product" if "product_id" in request.cb_kwargs else "listing"
         stats = self.crawler.stats
         permanent = failure.check(ResponseTooLarge) or (
-            failure.check(HttpError) and 400 <= failure.value.response.status < 500
+            failure.check(HttpError)
+            and 400 <= failure.value.response.status < 500
+            and failure.value.response.status not in RETRYABLE_4XX
         )
         if failure.check(ResponseTooLarge):
             stats.inc_value(f"plt/{kind}/too_large")
@@ -236,6 +252,9 @@ class ProductSpider(scrapy.Spider):
             self.job.settle(lease_id)
             logger.error("Giving up on %s: %s", request.url, failure.value)
         else:
+            # An HttpError's errback output passes through LeaseMiddleware,
+            # which would settle the lease: tell it not to.
+            request.meta[KEEP_LEASE_KEY] = True
             logger.error(
                 "%s failed (%s); the next run of this job retries it", request.url, failure.value
             )
