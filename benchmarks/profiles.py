@@ -1,6 +1,6 @@
 """PLT under each memory profile, and the memory governor under pressure.
 
-    /work/venv/bin/python benchmarks/profiles.py --products 20103 --json profiles.json
+    python benchmarks/profiles.py --products 20103 --json profiles.json
 
 One demo retailer serves every run. Each profile (``-s PROFILE=256mb`` ...) is
 crawled at the concurrency the profile sets, under ``/usr/bin/time -v``; the

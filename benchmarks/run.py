@@ -1,6 +1,6 @@
 """Benchmark: the old spider (baseline) against PLT, on one demo retailer, one machine.
 
-    /work/venv/bin/python benchmarks/run.py --products 2000 --repeat 3 --json bench.json
+    python benchmarks/run.py --products 2000 --repeat 3 --json bench.json
 
 One demo retailer (plt.shop, ``--products N``, other options default) serves
 every run. The two crawlers take turns (baseline, PLT, baseline, PLT, ...),
