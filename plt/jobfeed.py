@@ -34,8 +34,11 @@ class JobFeedAddon:
         path = Path(jobdir).resolve() / ITEMS_FILE
         feeds = settings.getdict("FEEDS")
         uri = path.as_uri()
-        if uri in feeds or str(path) in feeds:
-            raise ValueError(f"{path} is the job's own feed; -o/-O must name another file")
+        for key in (uri, str(path)):
+            if feeds.pop(key, None) is not None:
+                logger.warning(
+                    "%s is the job's own feed, always appended to; -o/-O for it ignored", path
+                )
         job_feed = {
             "format": "jsonl",
             "overwrite": False,

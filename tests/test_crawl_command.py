@@ -180,3 +180,11 @@ def test_embedded_shop_is_stopped_when_a_finished_job_runs_again(tmp_path):
     port = int((tmp_path / "embedded-shop-port").read_text())
     with socket.socket() as s, pytest.raises(ConnectionRefusedError):
         s.connect(("127.0.0.1", port))
+
+
+def test_o_naming_the_job_feed_itself_is_ignored(shop, tmp_path):
+    feeds = json.dumps({str(tmp_path / ITEMS_FILE): {"format": "jsonl", "overwrite": True}})
+    proc = run_crawl(tmp_path, shop.url, f"FEEDS={feeds}")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "is the job's own feed, always appended to" in proc.stderr
+    assert shop.compare(tmp_path / ITEMS_FILE).exact
