@@ -1,7 +1,5 @@
 from __future__ import annotations
 
-import asyncio
-
 import pytest
 from scrapy import Request
 from scrapy.exceptions import NotConfigured
@@ -10,19 +8,11 @@ from scrapy.utils.test import get_crawler
 
 from plt.jobstate import JobState
 from plt.middlewares.deltafetch import ExportedDeltaFetch
+from tests.helpers import spider_output
 
 
 def run(mw, outputs) -> list:
-    response = HtmlResponse("http://shop/products?page=1", body=b"")
-
-    async def result():
-        for obj in outputs:
-            yield obj
-
-    async def drain():
-        return [x async for x in mw.process_spider_output(response, result())]
-
-    return asyncio.run(drain())
+    return spider_output(mw, HtmlResponse("http://shop/products?page=1", body=b""), outputs)
 
 
 @pytest.fixture

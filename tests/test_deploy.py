@@ -6,7 +6,6 @@ import configparser
 import json
 import os
 import shutil
-import signal
 import socket
 import subprocess
 import sys
@@ -22,6 +21,7 @@ import pytest
 import yaml
 
 from tests.conftest import PROJECT
+from tests.helpers import terminate
 
 BIN = Path(sys.executable).parent
 # Loopback only: never let an environment proxy see the test's traffic.
@@ -98,13 +98,7 @@ class Scrapyd:
 
     def stop(self) -> None:
         proc, self.proc = self.proc, None
-        if proc is not None and proc.poll() is None:
-            os.kill(proc.pid, signal.SIGTERM)
-            try:
-                proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                os.kill(proc.pid, signal.SIGKILL)
-                proc.wait()
+        terminate(proc, timeout=15)
 
     def get(self, path: str, **params: str) -> dict[str, Any]:
         query = f"?{urllib.parse.urlencode(params)}" if params else ""

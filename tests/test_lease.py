@@ -1,7 +1,5 @@
 from __future__ import annotations
 
-import asyncio
-
 from scrapy import Request
 from scrapy.http import HtmlResponse
 from scrapy.utils.test import get_crawler
@@ -9,6 +7,7 @@ from scrapy.utils.test import get_crawler
 from plt.jobstate import JobState
 from plt.middlewares.lease import LeaseMiddleware
 from plt.scheduler import LEASE_KEY
+from tests.helpers import spider_output
 
 
 class RecordingEngine:
@@ -33,28 +32,17 @@ def setup(tmp_path):
     return LeaseMiddleware.from_crawler(crawler), crawler, state, response
 
 
-def run(mw, response, outputs) -> list:
-    async def result():
-        for obj in outputs:
-            yield obj
-
-    async def drain():
-        return [x async for x in mw.process_spider_output(response, result())]
-
-    return asyncio.run(drain())
-
-
 def test_requests_reach_the_engine_before_the_lease_settles(tmp_path):
     mw, crawler, state, response = setup(tmp_path)
     children = [Request(f"http://shop/product/a-{i}") for i in range(3)]
-    assert run(mw, response, children) == []
+    assert spider_output(mw, response, children) == []
     assert crawler.engine.crawled == [(r.url, 1) for r in children]
     assert state.leased == 0
 
 
 def test_a_response_that_yields_an_item_is_settled_by_the_export(tmp_path):
     mw, _, state, response = setup(tmp_path)
-    assert run(mw, response, [{"product_id": 1}]) == [{"product_id": 1}]
+    assert spider_output(mw, response, [{"product_id": 1}]) == [{"product_id": 1}]
     assert state.leased == 1
 
 
@@ -63,5 +51,5 @@ def test_an_errback_can_keep_the_lease_for_the_next_run(tmp_path):
 
     mw, _, state, response = setup(tmp_path)
     response.request.meta[KEEP_LEASE_KEY] = True
-    assert run(mw, response, []) == []
+    assert spider_output(mw, response, []) == []
     assert state.leased == 1

@@ -1,7 +1,5 @@
 from __future__ import annotations
 
-import asyncio
-
 import pytest
 from scrapy import Request
 from scrapy.http import HtmlResponse, TextResponse
@@ -17,6 +15,7 @@ from plt.spiders.product import (
     ProductSpider,
 )
 from tests.conftest import data_file
+from tests.helpers import collect
 
 
 @pytest.fixture
@@ -27,13 +26,6 @@ def spider(tmp_path):
     spider = ProductSpider.from_crawler(crawler)
     spider.job.open()
     return spider
-
-
-def collect(agen) -> list:
-    async def drain() -> list:
-        return [x async for x in agen]
-
-    return asyncio.run(drain())
 
 
 def html(request: Request, name: str, status: int = 200) -> HtmlResponse:
