@@ -15,6 +15,7 @@ import re
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
@@ -250,6 +251,24 @@ def _stop_tree(proc: subprocess.Popen[bytes]) -> None:
 
 
 # -- the crawl's own records -----------------------------------------------------
+
+
+def prepare_workdir(workdir: Path | None, prefix: str) -> tuple[Path, bool]:
+    """The benchmark's folder, and whether it made it (a temporary one)."""
+    if workdir is None:
+        return Path(tempfile.mkdtemp(prefix=prefix)), True
+    workdir.mkdir(parents=True, exist_ok=True)
+    return workdir, False
+
+
+def ground_truth(shop: Any, workdir: Path, made: list[Path]) -> list[dict[str, Any]]:
+    """Log the demo retailer, and write and read the items it expects."""
+    assert shop.url is not None
+    log(f"demo retailer with {shop.config.products:,} products at {shop.url}")
+    truth_path = workdir / "ground-truth.jsonl"
+    shop.write_ground_truth(truth_path)
+    made.append(truth_path)
+    return read_jsonl(truth_path)
 
 
 def clean_up(workdir: Path, made: list[Path], *, keep: bool, own_workdir: bool) -> None:

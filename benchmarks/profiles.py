@@ -29,7 +29,6 @@ import argparse
 import json
 import shutil
 import sys
-import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -45,12 +44,13 @@ from benchmarks.common import (
     count_lines,
     effective_concurrency,
     fmt,
+    ground_truth,
     last_run_stats,
     log,
     memory_report,
     plt_argv,
     plt_env,
-    read_jsonl,
+    prepare_workdir,
     render_table,
     run_measured,
     verify,
@@ -387,19 +387,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     from plt.shop.process import ShopProcess
 
     todo = cases(args)
-    own_workdir = args.workdir is None
-    workdir = Path(tempfile.mkdtemp(prefix="plt-profiles-")) if own_workdir else args.workdir
-    workdir.mkdir(parents=True, exist_ok=True)
+    workdir, own_workdir = prepare_workdir(args.workdir, "plt-profiles-")
     made: list[Path] = []
     runs: list[dict[str, Any]] = []
     try:
         with ShopProcess(ShopConfig(products=args.products)) as shop:
-            assert shop.url is not None
-            log(f"demo retailer with {args.products:,} products at {shop.url}")
-            truth_path = workdir / "ground-truth.jsonl"
-            shop.write_ground_truth(truth_path)
-            made.append(truth_path)
-            truth = read_jsonl(truth_path)
+            truth = ground_truth(shop, workdir, made)
             for n, case in enumerate(todo, 1):
                 made.append(workdir / f"case-{n}")
                 label = f"[{n}/{len(todo)}] {case.name}"

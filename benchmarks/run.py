@@ -16,7 +16,6 @@ import json
 import shutil
 import statistics
 import sys
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -32,13 +31,14 @@ from benchmarks.common import (
     clean_up,
     count_lines,
     fmt,
+    ground_truth,
     last_run_stats,
     log,
     log_stats,
     memory_report,
     plt_argv,
     plt_env,
-    read_jsonl,
+    prepare_workdir,
     render_table,
     run_measured,
     verify,
@@ -321,19 +321,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     from plt.shop.catalog import ShopConfig
     from plt.shop.process import ShopProcess
 
-    own_workdir = args.workdir is None
-    workdir = Path(tempfile.mkdtemp(prefix="plt-bench-")) if own_workdir else args.workdir
-    workdir.mkdir(parents=True, exist_ok=True)
+    workdir, own_workdir = prepare_workdir(args.workdir, "plt-bench-")
     made: list[Path] = []
     runs: list[dict[str, Any]] = []
     try:
         with ShopProcess(ShopConfig(products=args.products)) as shop:
-            assert shop.url is not None
-            log(f"demo retailer with {args.products:,} products at {shop.url}")
-            truth_path = workdir / "ground-truth.jsonl"
-            shop.write_ground_truth(truth_path)
-            made.append(truth_path)
-            truth = read_jsonl(truth_path)
+            truth = ground_truth(shop, workdir, made)
             order = schedule(args.repeat, args.only)
             for n, (kind, index) in enumerate(order, 1):
                 label = f"[{n}/{len(order)}] {LABELS[kind]} #{index}"
