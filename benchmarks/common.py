@@ -7,6 +7,7 @@ the baseline and PLT, whatever each process reports about itself.
 
 from __future__ import annotations
 
+import argparse
 import ast
 import contextlib
 import json
@@ -251,6 +252,30 @@ def _stop_tree(proc: subprocess.Popen[bytes]) -> None:
 
 
 # -- the crawl's own records -----------------------------------------------------
+
+
+def add_common_arguments(parser: argparse.ArgumentParser, default_products: int = 2000) -> None:
+    """The options every benchmark script takes."""
+    parser.add_argument(
+        "--products",
+        type=int,
+        default=default_products,
+        help="products in the demo retailer (default %(default)s)",
+    )
+    parser.add_argument(
+        "--workdir",
+        type=Path,
+        help="where job directories go (default: a new temporary directory)",
+    )
+    parser.add_argument("--keep", action="store_true", help="keep job directories and logs")
+    parser.add_argument("--json", type=Path, metavar="FILE", help="write every run to FILE")
+    parser.add_argument(
+        "--progress-interval",
+        type=float,
+        default=30.0,
+        metavar="S",
+        help="seconds between progress lines on stderr (default %(default)s)",
+    )
 
 
 def prepare_workdir(workdir: Path | None, prefix: str) -> tuple[Path, bool]:

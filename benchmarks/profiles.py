@@ -40,6 +40,7 @@ if __package__ in (None, ""):
 
 from benchmarks.common import (
     ROOT,
+    add_common_arguments,
     clean_up,
     count_lines,
     effective_concurrency,
@@ -135,9 +136,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="benchmarks/profiles.py",
         description="Crawl the demo retailer with PLT under each memory profile.",
     )
-    parser.add_argument(
-        "--products", type=int, default=2000, help="products in the demo retailer (default 2000)"
-    )
+    add_common_arguments(parser)
     parser.add_argument(
         "--profiles",
         help="comma-separated profiles (default: every profile in settings_profiles/)",
@@ -168,16 +167,6 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="S",
         help="MEMUSAGE_CHECK_INTERVAL_SECONDS of the pressure runs; 0 keeps Scrapy's "
         "default of 60 s (default %(default)s)",
-    )
-    parser.add_argument("--workdir", type=Path, help="where job directories go")
-    parser.add_argument("--keep", action="store_true", help="keep job directories and logs")
-    parser.add_argument("--json", type=Path, metavar="FILE", help="write every run to FILE")
-    parser.add_argument(
-        "--progress-interval",
-        type=float,
-        default=30.0,
-        metavar="S",
-        help="seconds between progress lines on stderr (default %(default)s)",
     )
     parser.add_argument(
         "--timeout",

@@ -26,6 +26,7 @@ if __package__ in (None, ""):
 
 from benchmarks.common import (
     ROOT,
+    add_common_arguments,
     baseline_argv,
     baseline_env,
     clean_up,
@@ -69,12 +70,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="benchmarks/run.py",
         description="Crawl one demo retailer with the old spider and with PLT; compare.",
     )
-    parser.add_argument(
-        "--products",
-        type=int,
-        default=DEFAULT_PRODUCTS,
-        help="products in the demo retailer (default %(default)s)",
-    )
+    add_common_arguments(parser, DEFAULT_PRODUCTS)
     parser.add_argument(
         "--profile",
         default=DEFAULT_PROFILE,
@@ -92,20 +88,6 @@ def build_parser() -> argparse.ArgumentParser:
         type=int,
         default=DEFAULT_CONCURRENCY,
         help="CONCURRENT_REQUESTS (and _PER_DOMAIN) of both crawlers (default %(default)s)",
-    )
-    parser.add_argument(
-        "--workdir",
-        type=Path,
-        help="where job directories go (default: a new temporary directory)",
-    )
-    parser.add_argument("--keep", action="store_true", help="keep job directories and logs")
-    parser.add_argument("--json", type=Path, metavar="FILE", help="write every run to FILE")
-    parser.add_argument(
-        "--progress-interval",
-        type=float,
-        default=30.0,
-        metavar="S",
-        help="seconds between progress lines on stderr (default %(default)s)",
     )
     return parser
 
