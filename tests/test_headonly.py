@@ -1,94 +1,185 @@
 from __future__ import annotations
 
 import gzip
-import zlib
 
+import brotli
 import pytest
 from scrapy import Request
-from scrapy.exceptions import NotConfigured
-from scrapy.http import HtmlResponse
+from scrapy.exceptions import NotConfigured, StopDownload
+from scrapy.http import Headers, HtmlResponse
 from scrapy.utils.test import get_crawler
 
 from plt.middlewares.headonly import (
+    SCRAPY_ACCEPT_ENCODING,
     HeadOnlyMiddleware,
+    IncompleteBody,
     ResponseTooLarge,
-    gzip_declared_size,
-    inflate_head,
 )
+from tests.test_decoding import ENCODERS, HEAD, PAGE
 
-HEAD = b"<html><main class='product'>block</main>"
-PAGE = HEAD + b"<section>" + b"bulk " * 300_000 + b"</section>"
-
-
-def raw_deflate(data: bytes) -> bytes:
-    c = zlib.compressobj(wbits=-15)
-    return c.compress(data) + c.flush()
-
-
-@pytest.mark.parametrize("compress", [gzip.compress, zlib.compress, raw_deflate])
-def test_inflate_stops_at_the_marker(compress):
-    assert inflate_head(compress(PAGE), b"</main>") == (HEAD, True)
-
-
-def test_inflate_without_marker_is_bounded():
-    with pytest.raises(ResponseTooLarge):
-        inflate_head(gzip.compress(PAGE), b"</nope>", max_size=100_000)
-    assert inflate_head(gzip.compress(b"short"), b"</nope>") == (b"short", False)
-
-
-def test_gzip_declared_size():
-    assert gzip_declared_size(gzip.compress(PAGE)) == len(PAGE)
-    assert gzip_declared_size(b"not gzip") is None
+ENCODE = {k: ENCODERS[k] for k in (b"gzip", b"br", b"zstd")}
 
 
 def make_mw(**settings) -> HeadOnlyMiddleware:
-    crawler = get_crawler(settings_dict=settings)
+    crawler = get_crawler(settings_dict={"RETRY_TIMES": 1, **settings})
     crawler.stats.open_spider()
+    crawler.spider = crawler._create_spider("s")
     return HeadOnlyMiddleware.from_crawler(crawler)
 
 
-def response(request: Request, body: bytes, encoding: bytes | None = b"gzip") -> HtmlResponse:
+def flagged(url: str = "http://shop/product/x-1") -> Request:
+    return Request(url, meta={"plt_head_until": "</main>"})
+
+
+def response(request: Request, body: bytes, encoding: bytes | None = b"gzip", **kw) -> HtmlResponse:
     headers = {"Content-Encoding": encoding} if encoding else {}
-    return HtmlResponse(request.url, body=body, headers=headers, request=request)
+    return HtmlResponse(request.url, body=body, headers=headers, request=request, **kw)
 
 
-def test_flagged_response_is_trimmed_and_counted():
+@pytest.mark.parametrize("encoding", list(ENCODE))
+def test_flagged_response_is_trimmed_and_counted(encoding):
     mw = make_mw()
-    request = Request("http://shop/product/x-1", meta={"plt_head_until": "</main>"})
-    wire = gzip.compress(PAGE)
-    out = mw.process_response(request, response(request, wire))
+    request = flagged()
+    wire = ENCODE[encoding](PAGE)
+    out = mw.process_response(request, response(request, wire, encoding))
     assert out.body == HEAD
     assert b"Content-Encoding" not in out.headers
     assert "head" in out.flags
     stats = mw.stats
     assert stats.get_value("plt/bytes/wire") == len(wire)
     assert stats.get_value("plt/bytes/decoded") == len(HEAD)
-    assert stats.get_value("plt/bytes/skipped") == len(PAGE) - len(HEAD)
+    assert 0 < stats.get_value("plt/bytes/skipped") < len(wire)
 
 
 def test_identity_response_is_trimmed():
     mw = make_mw()
-    request = Request("http://shop/p", meta={"plt_head_until": "</main>"})
+    request = flagged()
     assert mw.process_response(request, response(request, PAGE, None)).body == HEAD
 
 
-def test_unflagged_and_error_responses_pass_untouched():
+def test_unflagged_response_is_decoded_whole_and_plain_passes_untouched():
     mw = make_mw()
     plain = Request("http://shop/products?page=1")
-    resp = response(plain, gzip.compress(PAGE))
-    assert mw.process_response(plain, resp) is resp
-    flagged = Request("http://shop/p", meta={"plt_head_until": "</main>"})
-    not_found = HtmlResponse(flagged.url, status=404, body=b"gone", request=flagged)
-    assert mw.process_response(flagged, not_found) is not_found
+    out = mw.process_response(plain, response(plain, brotli.compress(b"<ul>listing</ul>"), b"br"))
+    assert out.body == b"<ul>listing</ul>"
+    assert b"Content-Encoding" not in out.headers
+    untouched = response(plain, b"<ul/>", None)
+    assert mw.process_response(plain, untouched) is untouched
 
 
-def test_too_large_by_gzip_trailer_without_inflating():
+def test_error_response_of_a_flagged_request_is_decoded_whole():
+    mw = make_mw()
+    request = flagged()
+    not_found = response(request, gzip.compress(b"gone</main>more"), status=404)
+    assert mw.process_response(request, not_found).body == b"gone</main>more"
+
+
+def test_unknown_encoding_is_left_to_scrapy():
+    mw = make_mw()
+    request = flagged()
+    resp = response(request, b"\x00\x01", b"compress")
+    assert mw.process_response(request, resp) is resp
+
+
+def test_too_large_by_what_is_decoded():
     mw = make_mw(DOWNLOAD_MAXSIZE=100_000)
-    request = Request("http://shop/p", meta={"plt_head_until": "</main>"})
+    request = flagged()
+    body = gzip.compress(PAGE.replace(b"</main>", b"</nope>"))
     with pytest.raises(ResponseTooLarge, match="DOWNLOAD_MAXSIZE"):
-        mw.process_response(request, response(request, gzip.compress(PAGE)))
+        mw.process_response(request, response(request, body))
+
+
+def test_truncated_body_is_retried_then_kept_as_a_failure_that_may_pass():
+    mw = make_mw()
+    request = flagged()
+    cut = gzip.compress(PAGE)[:20]
+    retry = mw.process_response(request, response(request, cut))
+    assert isinstance(retry, Request) and retry.meta["retry_times"] == 1
+    with pytest.raises(IncompleteBody, match="before its end"):
+        mw.process_response(retry, response(retry, cut))
+    assert mw.stats.get_value("plt/decode/incomplete") == 2
+
+
+def test_mislabelled_body_is_read_as_what_it_is():
+    mw = make_mw()
+    request = flagged()
+    out = mw.process_response(request, response(request, PAGE, b"gzip"))
+    assert out.body == HEAD
+    assert mw.stats.get_value("plt/decode/mislabelled") == 1
+
+
+def headers(encoding: bytes, length: int) -> Headers:
+    return Headers({"Content-Encoding": encoding, "Content-Length": str(length)})
+
+
+@pytest.mark.parametrize("encoding", list(ENCODE))
+def test_download_stops_once_the_marker_arrived(encoding):
+    mw = make_mw()
+    request = flagged()
+    wire = ENCODE[encoding](PAGE)
+    mw.headers_received(headers(encoding, len(wire)), len(wire), request, None)
+    received = b""
+    with pytest.raises(StopDownload) as stop:
+        for i in range(0, len(wire), 1000):
+            received += wire[i : i + 1000]
+            mw.bytes_received(wire[i : i + 1000], request, None)
+    assert stop.value.fail is False
+    resp = response(request, received, encoding, flags=["download_stopped"])
+    resp.headers[b"Content-Length"] = str(len(wire)).encode()
+    assert mw.process_response(request, resp).body == HEAD
+    assert mw.stats.get_value("plt/bytes/not_transferred") == len(wire) - len(received)
+    assert mw.stats.get_value("plt/head/stopped") == 1
+
+
+def test_without_stopping_the_stream_is_still_decoded_as_it_arrives():
+    mw = make_mw(PLT_HEAD_STOP_TRANSFER=False)
+    request = flagged()
+    wire = gzip.compress(PAGE)
+    mw.headers_received(headers(b"gzip", len(wire)), len(wire), request, None)
+    for i in range(0, len(wire), 1000):
+        mw.bytes_received(wire[i : i + 1000], request, None)
+    assert mw.process_response(request, response(request, wire)).body == HEAD
+
+
+def test_streamed_mislabelled_body_falls_back_to_the_whole_body():
+    mw = make_mw()
+    request = flagged()
+    mw.headers_received(headers(b"gzip", len(PAGE)), len(PAGE), request, None)
+    mw.bytes_received(PAGE[:1000], request, None)  # not gzip: no StopDownload, no error
+    assert mw.process_response(request, response(request, PAGE)).body == HEAD
+
+
+def test_stream_too_large_stops_the_download_and_fails():
+    mw = make_mw(DOWNLOAD_MAXSIZE=100_000)
+    request = flagged()
+    wire = gzip.compress(PAGE.replace(b"</main>", b"</nope>"))
+    mw.headers_received(headers(b"gzip", len(wire)), len(wire), request, None)
+    with pytest.raises(StopDownload):
+        for i in range(0, len(wire), 10_000):
+            mw.bytes_received(wire[i : i + 10_000], request, None)
+    with pytest.raises(ResponseTooLarge):
+        mw.process_response(request, response(request, wire[: i + 10_000]))
+
+
+def test_accept_encoding_asks_only_for_what_can_be_trimmed():
+    mw = make_mw()
+    request = Request("http://shop/")
+    request.headers[b"Accept-Encoding"] = SCRAPY_ACCEPT_ENCODING
+    mw.process_request(request)
+    assert request.headers[b"Accept-Encoding"] == b"gzip, deflate, br, zstd"
+    own = Request("http://shop/", headers={"Accept-Encoding": "gzip"})
+    mw.process_request(own)
+    assert own.headers[b"Accept-Encoding"] == b"gzip"
 
 
 def test_disabled():
     with pytest.raises(NotConfigured):
         make_mw(PLT_HEAD_ONLY_ENABLED=False)
+
+
+def test_without_brotli_the_request_does_not_ask_for_br(monkeypatch):
+    monkeypatch.setattr("plt.decoding.brotli", None)
+    mw = make_mw()
+    request = Request("http://shop/")
+    mw.process_request(request)
+    assert request.headers[b"Accept-Encoding"] == b"gzip, deflate, zstd"

@@ -6,18 +6,22 @@ import argparse
 import dataclasses
 import gzip
 import json
+import ssl
 import urllib.error
 import urllib.request
 import zlib
 from typing import Any
 
+import brotli
 import pytest
 from parsel import Selector
 
+from plt.decoding import IncompleteBody, decode, zstd
 from plt.shop.catalog import Catalog, ShopConfig
 from plt.shop.cli import add_shop_arguments, config_from_args, config_to_argv
 from plt.shop.pages import PageBody, format_price, render_product_prefix
 from plt.shop.process import ShopProcess, ShopProcessError
+from plt.shop.server import negotiate
 from tests.conftest import FAULTY_SHOP
 
 # The end-to-end tests' faulty shop, smaller: 200 products show every case.
@@ -308,3 +312,81 @@ def test_default_size_shop() -> None:
 def test_start_failure_reports_stderr() -> None:
     with pytest.raises(ShopProcessError, match="not a loopback address"):
         ShopProcess(SMALL, host="10.1.2.3").start()
+
+
+def test_negotiate_picks_the_shops_preference_among_what_is_accepted() -> None:
+    preferred = ["br", "zstd", "gzip", "deflate"]
+    assert negotiate("gzip, deflate, br, zstd", preferred) == "br"
+    assert negotiate("gzip, deflate", preferred) == "gzip"
+    assert negotiate("gzip;q=0, deflate", preferred) == "deflate"
+    assert negotiate("", preferred) == "identity"
+    assert negotiate("*", ["zstd"]) == "zstd"
+    assert negotiate("br", ["gzip"]) == "identity"
+
+
+def test_page_body_encodings_decode_to_the_page() -> None:
+    body = PageBody.build(50_000, 3)
+    prefix = render_product_prefix(Catalog(SMALL).product_at(0))
+    page = prefix + body.bulk
+    assert zlib.decompress(b"".join(body.deflate(prefix))) == page
+    assert zstd.decompress(b"".join(body.zstd(prefix))) == page
+    assert brotli.decompress(b"".join(body.brotli(prefix))) == page
+
+
+@pytest.mark.parametrize("encoding", ["br", "zstd", "gzip", "deflate"])
+def test_product_page_in_each_encoding(shop: ShopProcess, catalog: Catalog, encoding: str) -> None:
+    product = find(catalog, withdrawn=False)
+    _, _, identity = fetch_retrying(shop.url + product.path)
+    status, headers, wire = fetch_retrying(shop.url + product.path, encoding)
+    assert status == 200 and headers["Content-Encoding"] == encoding
+    assert decode(wire, encoding.encode()).result() == identity
+
+
+def test_a_cdn_prefers_br(shop: ShopProcess, catalog: Catalog) -> None:
+    product = find(catalog, withdrawn=False)
+    _, headers, _ = fetch_retrying(shop.url + product.path, "gzip, deflate, br, zstd")
+    assert headers["Content-Encoding"] == "br"
+
+
+def test_truncated_first_answer_and_mislabelled_pages() -> None:
+    config = ShopConfig(products=10, page_bytes=20_000, truncated_rate=1.0, withdrawn_rate=0)
+    product = Catalog(config).product_at(0)
+    with ShopProcess(config) as shop:
+        _, headers, cut = fetch(shop.url + product.path, "gzip")
+        _, _, whole = fetch(shop.url + product.path, "gzip")
+        stats = shop.stats()
+    assert int(headers["Content-Length"]) == len(cut) <= 100
+    with pytest.raises(IncompleteBody):
+        decode(cut, b"gzip", b"</main>")
+    assert decode(whole, b"gzip", b"</main>").found
+    assert stats["truncated"] == 1
+    config = ShopConfig(products=10, page_bytes=20_000, mislabelled_rate=1.0, withdrawn_rate=0)
+    with ShopProcess(config) as shop:
+        _, headers, body = fetch(shop.url + product.path, "gzip")
+    assert headers["Content-Encoding"] == "gzip" and body.startswith(b"<!DOCTYPE html>")
+
+
+def test_https_and_paced_bandwidth() -> None:
+    config = ShopConfig(products=10, page_bytes=20_000, tls=True, bandwidth_kbit=100_000.0)
+    product = Catalog(config).product_at(1)
+    context = ssl.create_default_context()
+    context.check_hostname, context.verify_mode = False, ssl.CERT_NONE
+    opener = urllib.request.build_opener(
+        urllib.request.ProxyHandler({}), urllib.request.HTTPSHandler(context=context)
+    )
+    with ShopProcess(config) as shop:
+        assert shop.url.startswith("https://127.0.0.1:")
+        with opener.open(shop.url + product.path, timeout=30) as response:
+            body = response.read()
+        peer = ssl.get_server_certificate(("127.0.0.1", int(shop.url.rsplit(":", 1)[1])))
+    assert body.startswith(b"<!DOCTYPE html>") and len(body) > 15_000
+    assert "BEGIN CERTIFICATE" in peer
+
+
+def test_unknown_encoding_option_is_refused() -> None:
+    with pytest.raises(ValueError, match="unknown"):
+        ShopConfig(encodings="gzip,lzma")
+    parser = argparse.ArgumentParser()
+    add_shop_arguments(parser)
+    with pytest.raises(SystemExit):
+        parser.parse_args(["--encodings", "lzma"])

@@ -1,129 +1,206 @@
-"""Keep only the head of large pages, decompressing no further than needed.
+"""Decode every response in bounded chunks, and product pages only up to their block.
 
-A product page is ~1.5 MB of HTML (~0.45 MB gzip on the wire) but the item
-needs only the product block at its top. Scrapy's HttpCompressionMiddleware
-would build the whole decompressed body, and every callback-bound response
-then holds it until the scraper is done. This middleware sits on the wire side
-of HttpCompressionMiddleware, inflates a response flagged with
-``meta["plt_head_until"]`` only until that marker, and hands on a response
-of a few KB with no ``Content-Encoding``. Responses without the flag pass
-untouched.
+A product page is ~1.5 MB of HTML (~0.45 MB compressed on the wire) but the
+item needs only the product block at its top. Scrapy's HttpCompressionMiddleware
+would build the whole decoded body, and every callback-bound response then
+holds it until the scraper is done. This middleware sits on the wire side of
+HttpCompressionMiddleware (590) and decodes every encoded response itself
+(gzip, deflate, br, zstd: see plt.decoding), so Scrapy's never has to:
+
+- A response flagged with ``meta["plt_head_until"]`` is decoded as its bytes
+  arrive (``bytes_received``) and only up to that marker; with
+  ``PLT_HEAD_STOP_TRANSFER`` the download is then ended, so the rest of the
+  page is never transferred either.
+- Anything else is decoded whole, bounded by DOWNLOAD_MAXSIZE.
+- A body that is not what its ``Content-Encoding`` says is decoded as what it
+  is (``plt/decode/mislabelled``); a compressed stream that breaks off before
+  its end is retried like a network error, never taken as "too large".
 """
 
 from __future__ import annotations
 
 import logging
-import struct
-import zlib
 from typing import TYPE_CHECKING
+from weakref import WeakKeyDictionary
 
-from scrapy.exceptions import IgnoreRequest, NotConfigured
+from scrapy import signals
+from scrapy.downloadermiddlewares.httpcompression import ACCEPTED_ENCODINGS
+from scrapy.downloadermiddlewares.retry import get_retry_request
+from scrapy.exceptions import NotConfigured, StopDownload
 from scrapy.responsetypes import responsetypes
+
+from plt.decoding import (
+    DECODE_ERRORS,
+    IDENTITY,
+    HeadDecoder,
+    IncompleteBody,
+    ResponseTooLarge,
+    decode,
+    is_supported,
+    trimmable_encodings,
+)
 
 if TYPE_CHECKING:
     from scrapy import Request, Spider
     from scrapy.crawler import Crawler
-    from scrapy.http import Response
+    from scrapy.http import Headers, Response
+
+__all__ = ["META_KEY", "HeadOnlyMiddleware", "IncompleteBody", "ResponseTooLarge"]
 
 logger = logging.getLogger(__name__)
 
 META_KEY = "plt_head_until"
-_CHUNK = 64 * 1024
-
-
-class ResponseTooLarge(IgnoreRequest):
-    """The decompressed page would exceed DOWNLOAD_MAXSIZE."""
-
-
-def gzip_declared_size(body: bytes) -> int | None:
-    """ISIZE from a gzip trailer: the decompressed length modulo 2**32."""
-    if len(body) < 18 or body[:2] != b"\x1f\x8b":
-        return None
-    return struct.unpack("<I", body[-4:])[0]
-
-
-def inflate_head(body: bytes, marker: bytes, max_size: int = 0) -> tuple[bytes, bool]:
-    """Inflate gzip/zlib/raw-deflate ``body`` up to and including ``marker``.
-
-    Returns the head and whether the marker was found. Without the marker the
-    whole stream is inflated, bounded by ``max_size`` (0 = unbounded).
-    """
-    wbits = 47 if body[:2] == b"\x1f\x8b" or (body[:1] == b"\x78") else -15
-    decompressor = zlib.decompressobj(wbits=wbits)
-    out = bytearray()
-    data = body
-    while data and not decompressor.eof:
-        start = max(0, len(out) - len(marker))
-        out += decompressor.decompress(data, _CHUNK)
-        data = decompressor.unconsumed_tail
-        found = out.find(marker, start)
-        if found >= 0:
-            return bytes(out[: found + len(marker)]), True
-        if max_size and len(out) > max_size:
-            raise ResponseTooLarge(f"decompressed body exceeds {max_size} bytes")
-    return bytes(out), False
+SCRAPY_ACCEPT_ENCODING = b", ".join(ACCEPTED_ENCODINGS)
+# Encodings that mean "no encoding", and spellings of the same one.
+_ALIASES = {b"": IDENTITY, b"x-gzip": b"gzip", b"raw-deflate": b"deflate"}
 
 
 class HeadOnlyMiddleware:
     """Downloader middleware; order it just above HttpCompressionMiddleware (590)."""
 
     def __init__(self, crawler: Crawler) -> None:
-        if not crawler.settings.getbool("PLT_HEAD_ONLY_ENABLED", True):
+        settings = crawler.settings
+        if not settings.getbool("PLT_HEAD_ONLY_ENABLED", True):
             raise NotConfigured
+        self.crawler = crawler
         self.stats = crawler.stats
-        self.max_size = crawler.settings.getint("DOWNLOAD_MAXSIZE")
-        self.warn_size = crawler.settings.getint("DOWNLOAD_WARNSIZE")
-        self._warned = False
+        self.max_size = settings.getint("DOWNLOAD_MAXSIZE")
+        self.warn_size = settings.getint("DOWNLOAD_WARNSIZE")
+        self.stop_transfer = settings.getbool("PLT_HEAD_STOP_TRANSFER", True)
+        self.accept_encoding = b", ".join(trimmable_encodings())
+        self._streams: WeakKeyDictionary[Request, HeadDecoder | None] = WeakKeyDictionary()
+        self._warned: set[str] = set()
+        crawler.signals.connect(self.headers_received, signal=signals.headers_received)
+        crawler.signals.connect(self.bytes_received, signal=signals.bytes_received)
 
     @classmethod
     def from_crawler(cls, crawler: Crawler) -> HeadOnlyMiddleware:
         return cls(crawler)
 
+    def process_request(self, request: Request, spider: Spider | None = None) -> None:
+        # Ask only for what can be decoded in bounded chunks, unless the
+        # request chose its own Accept-Encoding.
+        if request.headers.get(b"Accept-Encoding") in (None, SCRAPY_ACCEPT_ENCODING):
+            request.headers[b"Accept-Encoding"] = self.accept_encoding
+
+    # -- streaming: decode as the bytes arrive, stop once the marker is in ------
+
+    def headers_received(
+        self, headers: Headers, body_length: int, request: Request, spider: Spider
+    ) -> None:
+        marker = request.meta.get(META_KEY)
+        encoding = _encoding(headers)
+        if marker and is_supported(encoding):
+            self._streams[request] = HeadDecoder(encoding, marker.encode(), self._max_size(request))
+
+    def bytes_received(self, data: bytes, request: Request, spider: Spider) -> None:
+        decoder = self._streams.get(request)
+        if decoder is None:
+            return
+        try:
+            found = decoder.feed(data)
+        except ResponseTooLarge:
+            raise StopDownload(fail=False) from None  # process_response tells why
+        except DECODE_ERRORS:
+            # Not what its header says: process_response decodes the whole body.
+            self._streams[request] = None
+            return
+        if found and self.stop_transfer:
+            raise StopDownload(fail=False)
+
+    # -- the response ------------------------------------------------------------
+
     def process_response(
         self, request: Request, response: Response, spider: Spider | None = None
-    ) -> Response:
-        self.stats.inc_value("plt/bytes/wire", len(response.body))
-        marker = request.meta.get(META_KEY)
-        if not marker or response.status != 200:
-            return response
-        encoding = response.headers.get(b"Content-Encoding", b"").strip().lower()
-        if encoding not in (b"", b"identity", b"gzip", b"x-gzip", b"deflate"):
-            return response  # br/zstd: let HttpCompressionMiddleware decode it all
-        max_size = request.meta.get("download_maxsize", self.max_size)
+    ) -> Request | Response:
         body = response.body
-        declared = len(body)
-        marker_bytes = marker.encode()
-        if encoding in (b"", b"identity"):
-            end = body.find(marker_bytes)
-            head = body if end < 0 else body[: end + len(marker_bytes)]
-        else:
-            declared = gzip_declared_size(body) or 0
-            self._check_size(request, declared, max_size)
-            head, _ = inflate_head(body, marker_bytes, max_size)
-            declared = max(declared, len(head))
-        self._check_size(request, declared, max_size)
-        self.stats.inc_value("plt/bytes/decoded", len(head))
-        self.stats.inc_value("plt/bytes/skipped", declared - len(head))
+        self.stats.inc_value("plt/bytes/wire", len(body))
+        decoder = self._streams.pop(request, None)
+        marker = request.meta.get(META_KEY) if response.status == 200 else None
+        encoding = _encoding(response.headers)
+        if not body or not is_supported(encoding) or (not marker and encoding == IDENTITY):
+            return response  # nothing to do, or an encoding Scrapy may know
+        try:
+            if decoder is None or not marker:
+                marker_bytes = marker.encode() if marker else None
+                decoder = decode(body, encoding, marker_bytes, self._max_size(request))
+            elif decoder.max_size and len(decoder.head) > decoder.max_size:
+                raise ResponseTooLarge(f"decoded body exceeds DOWNLOAD_MAXSIZE={decoder.max_size}")
+            decoded = decoder.result()
+        except IncompleteBody as exc:
+            return self._incomplete(request, exc)
+        except ResponseTooLarge as exc:
+            raise ResponseTooLarge(f"{request.url}: {exc}") from None
+        self._count(request, response, decoder, encoding)
         headers = response.headers.copy()
         headers.pop(b"Content-Encoding", None)
         headers.pop(b"Content-Length", None)
         # The declared type was that of the encoded body: pick it again, as
         # HttpCompressionMiddleware does after decoding.
-        respcls = responsetypes.from_args(headers=headers, url=response.url, body=head)
-        return response.replace(
-            cls=respcls, body=head, headers=headers, flags=[*response.flags, "head"]
-        )
+        respcls = responsetypes.from_args(headers=headers, url=response.url, body=decoded)
+        flags = [*response.flags, "head"] if marker else response.flags
+        return response.replace(cls=respcls, body=decoded, headers=headers, flags=flags)
 
-    def _check_size(self, request: Request, size: int, max_size: int) -> None:
-        if max_size and size > max_size:
-            raise ResponseTooLarge(
-                f"{request.url}: {size} bytes decompressed exceeds DOWNLOAD_MAXSIZE={max_size}"
-            )
-        if self.warn_size and size > self.warn_size and not self._warned:
-            self._warned = True
-            logger.warning(
-                "%s: %d bytes decompressed exceeds DOWNLOAD_WARNSIZE=%d (warned once)",
+    def process_exception(
+        self, request: Request, exception: Exception, spider: Spider | None = None
+    ) -> None:
+        self._streams.pop(request, None)
+
+    # -- helpers -----------------------------------------------------------------
+
+    def _max_size(self, request: Request) -> int:
+        return int(request.meta.get("download_maxsize", self.max_size))
+
+    def _incomplete(self, request: Request, exc: IncompleteBody) -> Request:
+        """A body that broke off: retried like a dropped connection, then kept for the next run."""
+        self.stats.inc_value("plt/decode/incomplete")
+        spider = self.crawler.spider
+        retry = get_retry_request(request, spider=spider, reason="plt.IncompleteBody")
+        if retry is None:
+            raise IncompleteBody(f"{request.url}: {exc}")
+        return retry
+
+    def _count(
+        self,
+        request: Request,
+        response: Response,
+        decoder: HeadDecoder,
+        declared: bytes,
+    ) -> None:
+        stats = self.stats
+        decoded = len(decoder.head)
+        stats.inc_value("plt/bytes/decoded", decoded)
+        stats.inc_value("plt/bytes/skipped", max(0, len(response.body) - decoder.consumed))
+        if "download_stopped" in response.flags:
+            stats.inc_value("plt/head/stopped")
+            length = response.headers.get(b"Content-Length")
+            if length and length.isdigit():
+                stats.inc_value("plt/bytes/not_transferred", int(length) - len(response.body))
+        used = _ALIASES.get(decoder.encoding, decoder.encoding)
+        if used != declared:
+            stats.inc_value("plt/decode/mislabelled")
+            self._warn_once(
+                "mislabelled",
+                "%s: body sent as %r is %s; decoded as what it is (warned once)",
                 request.url,
-                size,
+                declared.decode(),
+                used.decode(),
+            )
+        if self.warn_size and decoded > self.warn_size:
+            self._warn_once(
+                "warnsize",
+                "%s: %d bytes decoded exceeds DOWNLOAD_WARNSIZE=%d (warned once)",
+                request.url,
+                decoded,
                 self.warn_size,
             )
+
+    def _warn_once(self, key: str, msg: str, *args: object) -> None:
+        if key not in self._warned:
+            self._warned.add(key)
+            logger.warning(msg, *args)
+
+
+def _encoding(headers: Headers) -> bytes:
+    value = (headers.get(b"Content-Encoding") or b"").strip().lower()
+    return _ALIASES.get(value, value)

@@ -31,6 +31,8 @@ CURRENCY = "GBP"
 # Field metadata drives the command line (plt.shop.cli): kind selects the validator,
 # fault marks the rates that --no-faults zeroes.
 COUNT, POSITIVE, ANY_INT, RATE = "count", "positive", "int", "rate"
+ENCODINGS, FLAG = "encodings", "flag"
+KNOWN_ENCODINGS = ("br", "zstd", "gzip", "deflate")
 
 
 def _opt(default: Any, kind: str, help: str, fault: bool = False) -> Any:
@@ -62,7 +64,20 @@ class ShopConfig:
     no_subproducts_rate: float = _opt(
         0.002, RATE, "fraction of products whose stock JSON lacks subProducts", fault=True
     )
+    truncated_rate: float = _opt(
+        0.0, RATE, "fraction of product URLs whose first answer is cut short", fault=True
+    )
+    mislabelled_rate: float = _opt(
+        0.0, RATE, "fraction of product pages sent plain but labelled gzip", fault=True
+    )
+    encodings: str = _opt(
+        "br,zstd,gzip,deflate",
+        ENCODINGS,
+        "content encodings of product pages in order of preference, as a CDN picks them",
+    )
     latency_ms: float = _opt(0.0, COUNT, "delay added to every response, in milliseconds")
+    bandwidth_kbit: float = _opt(0.0, COUNT, "send rate of each connection, kbit/s (0: no limit)")
+    tls: bool = _opt(False, FLAG, "serve HTTPS with a certificate made at start")
 
     def __post_init__(self) -> None:
         for f in dataclasses.fields(self):
@@ -73,6 +88,15 @@ class ShopConfig:
                 raise ValueError(f"{f.name} must be >= 1, got {value!r}")
             if kind == RATE and not 0.0 <= value <= 1.0:
                 raise ValueError(f"{f.name} must be within [0, 1], got {value!r}")
+            if kind == ENCODINGS:
+                unknown = set(self.encoding_list) - set(KNOWN_ENCODINGS)
+                if unknown:
+                    known = ", ".join(KNOWN_ENCODINGS)
+                    raise ValueError(f"{f.name}: unknown {sorted(unknown)}; known: {known}")
+
+    @property
+    def encoding_list(self) -> list[str]:
+        return [e.strip() for e in self.encodings.split(",") if e.strip()]
 
     def without_faults(self) -> ShopConfig:
         """The same shop with every fault rate set to 0."""
@@ -162,10 +186,13 @@ class Catalog:
 
     def is_transient(self, kind: str, key: int) -> bool:
         """Whether the first request for this resource answers 503 (independent of order)."""
-        rate = self.config.transient_error_rate
+        return self.has_fault("transient", kind, key, self.config.transient_error_rate)
+
+    def has_fault(self, fault: str, kind: str, key: int, rate: float) -> bool:
+        """A seeded draw per fault and resource, independent of request order."""
         if rate <= 0.0:
             return False
-        digest = zlib.crc32(f"{self.config.seed}:transient:{kind}:{key}".encode())
+        digest = zlib.crc32(f"{self.config.seed}:{fault}:{kind}:{key}".encode())
         return digest / 2**32 < rate
 
     # Product data

@@ -18,7 +18,17 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from plt.shop.catalog import ANY_INT, COUNT, POSITIVE, RATE, Catalog, ShopConfig
+from plt.shop.catalog import (
+    ANY_INT,
+    COUNT,
+    ENCODINGS,
+    FLAG,
+    KNOWN_ENCODINGS,
+    POSITIVE,
+    RATE,
+    Catalog,
+    ShopConfig,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -55,8 +65,29 @@ def _loopback(text: str) -> str:
     return text
 
 
+def _flag(text: str) -> bool:
+    if text.lower() in ("1", "true", "yes", "on"):
+        return True
+    if text.lower() in ("0", "false", "no", "off"):
+        return False
+    raise argparse.ArgumentTypeError(f"not a yes/no value: {text!r}")
+
+
+def _encodings(text: str) -> str:
+    unknown = {e.strip() for e in text.split(",") if e.strip()} - set(KNOWN_ENCODINGS)
+    if unknown:
+        raise argparse.ArgumentTypeError(
+            f"unknown encoding(s) {', '.join(sorted(unknown))}; known: {', '.join(KNOWN_ENCODINGS)}"
+        )
+    return text
+
+
 def _field_type(f: dataclasses.Field[Any]) -> Callable[[str], Any]:
     kind = f.metadata["kind"]
+    if kind == ENCODINGS:
+        return _encodings
+    if kind == FLAG:
+        return _flag
     convert = float if isinstance(f.default, float) else int
     low = {COUNT: 0, POSITIVE: 1, RATE: 0.0, ANY_INT: None}[kind]
     return _number(convert, low, 1.0 if kind == RATE else None)
@@ -75,7 +106,7 @@ def add_shop_arguments(parser: argparse.ArgumentParser) -> None:
             dest=f.name,
             type=_field_type(f),
             default=f.default,
-            metavar="N",
+            metavar={ENCODINGS: "LIST", FLAG: "0|1"}.get(f.metadata["kind"], "N"),
             help=f"{f.metadata['help']} (default %(default)s)",
         )
     group.add_argument(
@@ -101,9 +132,15 @@ def config_to_argv(config: ShopConfig) -> list[str]:
     """Command line options that rebuild ``config``."""
     # "--name=value" keeps a negative seed from reading as an option.
     return [
-        f"--{f.name.replace('_', '-')}={getattr(config, f.name)!r}"
+        f"--{f.name.replace('_', '-')}={_arg(getattr(config, f.name))}"
         for f in dataclasses.fields(config)
     ]
+
+
+def _arg(value: Any) -> str:
+    if isinstance(value, bool):
+        return str(int(value))
+    return value if isinstance(value, str) else repr(value)
 
 
 def check_args(opts: argparse.Namespace) -> str | None:

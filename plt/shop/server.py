@@ -6,8 +6,14 @@ Routes:
     GET /api/stock/<col_num>      stock JSON of any colour of any listed product
     GET /_shop/stats              JSON counters, for tests and benchmarks
 
-Everything is derived from the ShopConfig, except the transient 503s: a resource
-chosen by ``Catalog.is_transient`` answers 503 to its first request only.
+Everything is derived from the ShopConfig, except the transient faults: a resource
+chosen by ``Catalog.is_transient`` answers 503 to its first request only, and a
+product page chosen for ``truncated_rate`` sends a body cut short the first time.
+
+Product pages are sent in the first of ``encodings`` the client accepts, as a CDN
+picks them; the bulk is compressed once at start for gzip, deflate and zstd.
+With ``bandwidth_kbit`` every response is paced to that rate (one response at a
+time per HTTP/1.1 connection, so the rate is per connection).
 """
 
 from __future__ import annotations
@@ -31,12 +37,32 @@ from plt.shop.pages import (
     render_product_prefix,
     render_stock,
 )
+from plt.shop.tls import self_signed_context
 
 logger = logging.getLogger(__name__)
 
 _DIGITS = re.compile(r"[1-9][0-9]{0,17}")  # canonical positive integers only
 _PRODUCT_SLUG = re.compile(r"(.+)-([1-9][0-9]{0,17})")
+_PACE_SLICE = 16 * 1024
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def negotiate(accept_encoding: str, preferred: list[str]) -> str:
+    """The first of ``preferred`` that an Accept-Encoding header allows, else identity."""
+    accepted = set()
+    for item in accept_encoding.lower().split(","):
+        name, _, params = item.partition(";")
+        q = params.strip().removeprefix("q=")
+        try:
+            if params and float(q) <= 0:
+                continue
+        except ValueError:
+            continue
+        accepted.add(name.strip())
+    for encoding in preferred:
+        if encoding in accepted or "*" in accepted:
+            return encoding
+    return "identity"
 
 
 class ShopServer:
@@ -49,7 +75,8 @@ class ShopServer:
         self.counters: dict[str, int] = dict.fromkeys(
             (
                 "requests", "listing", "product", "stock", "error", "transient_503",
-                "not_found_404", "gzip_responses", "product_bytes_sent",
+                "not_found_404", "gzip_responses", "deflate_responses", "br_responses",
+                "zstd_responses", "truncated", "mislabelled", "product_bytes_sent",
                 "listing_refetches", "product_refetches", "stock_refetches",
                 "stock_bad_json", "stock_no_subproducts", "aborted",
             ),
@@ -64,6 +91,13 @@ class ShopServer:
         }
         self._attempts: dict[tuple[str, int], int] = {}  # only transient resources
         self._delay = config.latency_ms / 1000.0
+        self._rate = config.bandwidth_kbit * 1000 / 8  # bytes per second
+        self._encoders = {
+            "gzip": self.body.gzip,
+            "deflate": self.body.deflate,
+            "zstd": self.body.zstd,
+            "br": self.body.brotli,
+        }
 
     def make_app(self) -> web.Application:
         app = web.Application(middlewares=[self._count_middleware])
@@ -118,7 +152,7 @@ class ShopServer:
         body = render_listing(self.catalog, page, products)
         self._mark_served("listing", page - 1)
         await self._sleep()
-        return web.Response(body=body, content_type="text/html", charset="utf-8")
+        return await self._send(request, (body,), "text/html")
 
     async def product(self, request: web.Request) -> web.StreamResponse:
         match = _PRODUCT_SLUG.fullmatch(request.match_info["slug"])
@@ -130,29 +164,82 @@ class ShopServer:
             await self._sleep()
             raise web.HTTPNotFound(text="This product is no longer available\n")
         prefix = render_product_prefix(product)
-        use_gzip = "gzip" in request.headers.get("Accept-Encoding", "").lower()
-        parts = self.body.gzip(prefix) if use_gzip else self.body.identity(prefix)
-        size = sum(len(part) for part in parts)
+        key = product.product_id
+        encoding = negotiate(request.headers.get("Accept-Encoding", ""), self.config.encoding_list)
+        if self.catalog.has_fault("mislabelled", "product", key, self.config.mislabelled_rate):
+            encoding, parts, label = "identity", self.body.identity(prefix), "gzip"
+            self.counters["mislabelled"] += 1
+        else:
+            label = encoding
+            if encoding == "identity":
+                parts = self.body.identity(prefix)
+            elif encoding == "br":  # compressed per response: keep the loop free
+                parts = await asyncio.to_thread(self.body.brotli, prefix)
+            else:
+                parts = self._encoders[encoding](prefix)
+            if encoding != "identity" and self._truncated_now(key):
+                # A compressed stream cut inside the product block, framed as complete.
+                parts = (parts[0][: min(100, len(parts[0]) // 2)],)
+                self.counters["truncated"] += 1
         self._mark_served("product", product.index)
-        self.counters["gzip_responses"] += use_gzip
-        self.counters["product_bytes_sent"] += size
+        if encoding != "identity":
+            self.counters[f"{encoding}_responses"] += 1
         await self._sleep()
-        # Sent in parts so the shared bulk is never copied per response.
-        response = web.StreamResponse(headers={"Vary": "Accept-Encoding"})
-        response.content_type = "text/html"
-        response.charset = "utf-8"
+        headers = {"Vary": "Accept-Encoding"}
+        if label != "identity":
+            headers["Content-Encoding"] = label
+        return await self._send(request, parts, "text/html", headers)
+
+    def _truncated_now(self, key: int) -> bool:
+        """Whether a product page chosen for truncation is asked for the first time."""
+        if not self.catalog.has_fault("truncated", "product", key, self.config.truncated_rate):
+            return False
+        attempts = self._attempts.get(("truncated", key), 0)
+        self._attempts[("truncated", key)] = attempts + 1
+        return attempts == 0
+
+    async def _send(
+        self,
+        request: web.Request,
+        parts: tuple[bytes, ...],
+        content_type: str,
+        headers: dict[str, str] | None = None,
+    ) -> web.StreamResponse:
+        """Send ``parts`` in order, never copying the shared bulk, paced when asked."""
+        response = web.StreamResponse(headers=headers)
+        response.content_type = content_type
+        if content_type.startswith("text/"):
+            response.charset = "utf-8"
+        size = sum(len(part) for part in parts)
         response.content_length = size
-        if use_gzip:
-            response.headers["Content-Encoding"] = "gzip"
+        if content_type == "text/html" and request.path.startswith("/product/"):
+            self.counters["product_bytes_sent"] += size
         try:
             await response.prepare(request)
-            for part in parts:
-                await response.write(part)
+            if self._rate:
+                await self._write_paced(response, parts)
+            else:
+                for part in parts:
+                    await response.write(part)
         except ConnectionError:
-            # The client went away mid-page (say, a crawl being stopped): not a shop error.
+            # The client went away mid-body (a crawl stopped, or one that stops a
+            # transfer once it has what it needs): not a shop error.
             self.counters["aborted"] += 1
             logger.debug("Client left during %s", request.path)
         return response  # aiohttp finishes it, quietly if the connection is gone
+
+    async def _write_paced(self, response: web.StreamResponse, parts: tuple[bytes, ...]) -> None:
+        loop = asyncio.get_running_loop()
+        start, sent = loop.time(), 0
+        for part in parts:
+            view = memoryview(part)
+            for offset in range(0, len(view), _PACE_SLICE):
+                chunk = view[offset : offset + _PACE_SLICE]
+                await response.write(chunk)
+                sent += len(chunk)
+                delay = start + sent / self._rate - loop.time()
+                if delay > 0:
+                    await asyncio.sleep(delay)
 
     async def stock(self, request: web.Request) -> web.Response:
         raw = request.match_info["col_num"]
@@ -168,7 +255,7 @@ class ShopServer:
         elif product.stock_mode == "none":
             self.counters["stock_no_subproducts"] += 1
         await self._sleep()
-        return web.Response(body=body, content_type="application/json")
+        return await self._send(request, (body,), "application/json")
 
     async def stats(self, request: web.Request) -> web.Response:
         doc = {**self.counters, "products": self.catalog.total_listed, "pages": self.catalog.pages}
@@ -197,10 +284,14 @@ async def serve(
         loop.add_signal_handler(sig, stop.set)
     try:
         # A large backlog: crawlers open many connections at once.
-        site = web.TCPSite(runner, host, port, backlog=1024)
+        ssl_context = self_signed_context(host) if config.tls else None
+        site = web.TCPSite(runner, host, port, backlog=1024, ssl_context=ssl_context)
         await site.start()
         bound_host, bound_port = runner.addresses[0][:2]
-        url = f"http://{'[' + bound_host + ']' if ':' in bound_host else bound_host}:{bound_port}"
+        scheme = "https" if config.tls else "http"
+        url = (
+            f"{scheme}://{'[' + bound_host + ']' if ':' in bound_host else bound_host}:{bound_port}"
+        )
         logger.info(
             "Demo shop on %s: %d products, %d listing pages, %d-byte product pages",
             url, shop.catalog.total_listed, shop.catalog.pages,
