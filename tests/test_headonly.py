@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import dataclasses
 import gzip
 
 import brotli
@@ -15,6 +16,10 @@ from plt.middlewares.headonly import (
     IncompleteBody,
     ResponseTooLarge,
 )
+from plt.shop.catalog import ShopConfig
+from plt.shop.process import ShopProcess
+from plt.verify import compare, read_items
+from tests.conftest import FAULTY_SHOP, run_crawl, runs
 from tests.test_decoding import ENCODERS, HEAD, PAGE
 
 ENCODE = {k: ENCODERS[k] for k in (b"gzip", b"br", b"zstd")}
@@ -183,3 +188,72 @@ def test_without_brotli_the_request_does_not_ask_for_br(monkeypatch):
     request = Request("http://shop/")
     mw.process_request(request)
     assert request.headers[b"Accept-Encoding"] == b"gzip, deflate, zstd"
+
+
+# -- end to end, against the demo retailer ------------------------------------
+
+CUT_AND_MISLABELLED = dataclasses.replace(
+    FAULTY_SHOP, products=120, encodings="br", truncated_rate=0.2, mislabelled_rate=0.1
+)
+
+
+@pytest.fixture(scope="module")
+def faulty_br_shop(tmp_path_factory):
+    with ShopProcess(CUT_AND_MISLABELLED) as process:
+        truth = process.write_ground_truth(tmp_path_factory.mktemp("truth") / "truth.jsonl")
+        yield process, read_items(truth)
+
+
+def test_cut_bodies_are_retried_and_mislabelled_ones_read(faulty_br_shop, tmp_path):
+    process, truth = faulty_br_shop
+    proc = run_crawl(tmp_path, process.url)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    result = compare(read_items(tmp_path / "items.jsonl"), truth)
+    assert result.exact, result.summary()
+    (stats,) = runs(tmp_path)
+    assert stats["plt/decode/incomplete"] > 0
+    assert stats["plt/decode/mislabelled"] > 0
+    assert stats.get("plt/product/too_large", 0) == 0
+    assert stats["plt/head/stopped"] > 0
+
+
+def test_a_cut_body_that_outlasts_the_retries_is_fetched_by_the_next_run(tmp_path):
+    # No other fault: with no retries, only the cut bodies may fail.
+    config = dataclasses.replace(
+        CUT_AND_MISLABELLED.without_faults(), products=30, truncated_rate=0.2
+    )
+    with ShopProcess(config) as process:
+        truth = read_items(process.write_ground_truth(tmp_path / "truth.jsonl"))
+        jobdir = tmp_path / "job"
+        first = run_crawl(jobdir, process.url, "RETRY_TIMES=0")
+        assert first.returncode == 3, first.stderr[-3000:]
+        second = run_crawl(jobdir, process.url, "RETRY_TIMES=0")
+    assert second.returncode == 0, second.stderr[-3000:]
+    result = compare(read_items(jobdir / "items.jsonl"), truth)
+    assert result.exact, result.summary()
+    assert runs(jobdir)[0]["plt/decode/incomplete"] > 0
+
+
+@pytest.mark.parametrize("stop", ["True", "False"], ids=["stop", "whole"])
+def test_peak_memory_on_br_and_zstd_stays_near_gzip(tmp_path, stop):
+    """Whole 1.5 MB pages, 16 at a time: br and zstd are trimmed like gzip."""
+    peaks = {}
+    for encoding in ("gzip", "br", "zstd"):
+        config = ShopConfig(products=240, seed=3, encodings=encoding).without_faults()
+        with ShopProcess(config) as process:
+            jobdir = tmp_path / encoding
+            proc = run_crawl(
+                jobdir,
+                process.url,
+                "CONCURRENT_REQUESTS=16",
+                "CONCURRENT_REQUESTS_PER_DOMAIN=16",
+                f"PLT_HEAD_STOP_TRANSFER={stop}",
+                "MEMUSAGE_CHECK_INTERVAL_SECONDS=0.2",
+            )
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        (stats,) = runs(jobdir)
+        assert stats["plt/bytes/decoded"] < 240 * 3_000  # the product blocks only
+        peaks[encoding] = stats["memusage/max"]
+    # Generous: one page decoded whole per request would add 16 x 1.5 MB and more.
+    for encoding in ("br", "zstd"):
+        assert peaks[encoding] < peaks["gzip"] * 1.25, peaks

@@ -23,6 +23,7 @@ import json
 import logging
 import re
 import signal
+import weakref
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -43,7 +44,7 @@ logger = logging.getLogger(__name__)
 
 _DIGITS = re.compile(r"[1-9][0-9]{0,17}")  # canonical positive integers only
 _PRODUCT_SLUG = re.compile(r"(.+)-([1-9][0-9]{0,17})")
-_PACE_SLICE = 16 * 1024
+_PACE_SLICE = 4 * 1024  # a few TCP segments: the client sees bytes as a network brings them
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
@@ -92,6 +93,7 @@ class ShopServer:
         self._attempts: dict[tuple[str, int], int] = {}  # only transient resources
         self._delay = config.latency_ms / 1000.0
         self._rate = config.bandwidth_kbit * 1000 / 8  # bytes per second
+        self._connections: weakref.WeakSet[Any] = weakref.WeakSet()
         self._encoders = {
             "gzip": self.body.gzip,
             "deflate": self.body.deflate,
@@ -120,14 +122,14 @@ class ShopServer:
                     self.counters["not_found_404"] += 1
             raise
 
-    async def _first_attempt_fails(self, kind: str, key: int) -> None:
+    async def _first_attempt_fails(self, request: web.Request, kind: str, key: int) -> None:
         if not self.catalog.is_transient(kind, key):
             return
         attempts = self._attempts.get((kind, key), 0)
         self._attempts[(kind, key)] = attempts + 1
         if attempts == 0:
             self.counters["transient_503"] += 1
-            await self._sleep()
+            await self._sleep(request)
             raise web.HTTPServiceUnavailable(text="Temporarily unavailable, retry\n")
 
     def _mark_served(self, kind: str, slot: int) -> None:
@@ -138,9 +140,18 @@ class ShopServer:
             served[slot] += 1
         self.counters[kind] += 1
 
-    async def _sleep(self) -> None:
-        if self._delay > 0:
-            await asyncio.sleep(self._delay)
+    async def _sleep(self, request: web.Request) -> None:
+        """The response's latency; a connection's first one also pays for its handshakes.
+
+        With ``latency_ms`` taken as the round-trip time, a new connection costs one
+        more round trip (TCP), two over TLS (TCP, then a TLS 1.3 handshake).
+        """
+        delay = self._delay
+        if delay > 0 and request.transport not in self._connections:
+            self._connections.add(request.transport)
+            delay *= 3 if self.config.tls else 2
+        if delay > 0:
+            await asyncio.sleep(delay)
 
     async def listing(self, request: web.Request) -> web.Response:
         raw = request.query.get("page", "1")
@@ -148,10 +159,10 @@ class ShopServer:
         products = self.catalog.listing_page(page)
         if products is None:
             raise web.HTTPNotFound(text="No such listing page\n")
-        await self._first_attempt_fails("listing", page)
+        await self._first_attempt_fails(request, "listing", page)
         body = render_listing(self.catalog, page, products)
         self._mark_served("listing", page - 1)
-        await self._sleep()
+        await self._sleep(request)
         return await self._send(request, (body,), "text/html")
 
     async def product(self, request: web.Request) -> web.StreamResponse:
@@ -159,9 +170,9 @@ class ShopServer:
         product = self.catalog.product_by_id(int(match[2])) if match else None
         if product is None:
             raise web.HTTPNotFound(text="No such product\n")
-        await self._first_attempt_fails("product", product.product_id)
+        await self._first_attempt_fails(request, "product", product.product_id)
         if product.withdrawn:
-            await self._sleep()
+            await self._sleep(request)
             raise web.HTTPNotFound(text="This product is no longer available\n")
         prefix = render_product_prefix(product)
         key = product.product_id
@@ -184,7 +195,7 @@ class ShopServer:
         self._mark_served("product", product.index)
         if encoding != "identity":
             self.counters[f"{encoding}_responses"] += 1
-        await self._sleep()
+        await self._sleep(request)
         headers = {"Vary": "Accept-Encoding"}
         if label != "identity":
             headers["Content-Encoding"] = label
@@ -247,14 +258,14 @@ class ShopServer:
         product = self.catalog.product_by_col_num(col_num)
         if product is None:
             raise web.HTTPNotFound(text="No such colour\n")
-        await self._first_attempt_fails("stock", col_num)
+        await self._first_attempt_fails(request, "stock", col_num)
         body = render_stock(self.catalog, product, col_num)
         self._mark_served("stock", product.index * MAX_COLOURS + (col_num - COL_BASE) % 10)
         if product.stock_mode == "bad":
             self.counters["stock_bad_json"] += 1
         elif product.stock_mode == "none":
             self.counters["stock_no_subproducts"] += 1
-        await self._sleep()
+        await self._sleep(request)
         return await self._send(request, (body,), "application/json")
 
     async def stats(self, request: web.Request) -> web.Response:
