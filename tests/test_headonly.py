@@ -182,6 +182,17 @@ def test_disabled():
         make_mw(PLT_HEAD_ONLY_ENABLED=False)
 
 
+def test_a_page_whose_transfer_may_be_stopped_asks_for_its_own_connection():
+    # A stopped download closes its connection: it must never go back to the pool.
+    request = flagged()
+    make_mw().process_request(request)
+    assert request.headers[b"Connection"] == b"close"
+    listing, kept = Request("http://shop/products?page=1"), flagged()
+    make_mw().process_request(listing)
+    make_mw(PLT_HEAD_STOP_TRANSFER=False).process_request(kept)
+    assert b"Connection" not in listing.headers and b"Connection" not in kept.headers
+
+
 def test_without_brotli_the_request_does_not_ask_for_br(monkeypatch):
     monkeypatch.setattr("plt.decoding.brotli", None)
     mw = make_mw()

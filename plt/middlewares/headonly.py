@@ -82,6 +82,12 @@ class HeadOnlyMiddleware:
         # request chose its own Accept-Encoding.
         if request.headers.get(b"Accept-Encoding") in (None, SCRAPY_ACCEPT_ENCODING):
             request.headers[b"Accept-Encoding"] = self.accept_encoding
+        if self.stop_transfer and request.meta.get(META_KEY):
+            # Ending a download closes its connection. Said up front, the connection
+            # never goes back to the pool: a body that arrived whole in the chunk that
+            # ended it would otherwise return a closing connection, and the next
+            # request sent on it would be lost and sent again.
+            request.headers[b"Connection"] = b"close"
 
     # -- streaming: decode as the bytes arrive, stop once the marker is in ------
 
