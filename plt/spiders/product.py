@@ -18,9 +18,11 @@ from urllib.parse import urljoin
 import scrapy
 from scrapy.exceptions import CloseSpider
 from scrapy.http import Response
+from scrapy.settings import BaseSettings
 from scrapy.spidermiddlewares.httperror import HttpError
 from twisted.python.failure import Failure
 
+from plt.config import check_retailer
 from plt.jobstate import JobState
 from plt.middlewares.headonly import ResponseTooLarge
 from plt.parsing import (
@@ -60,6 +62,13 @@ ITEM_FIELDS = (
 
 class ProductSpider(scrapy.Spider):
     name = "product"
+
+    @classmethod
+    def update_settings(cls, settings: BaseSettings) -> None:
+        # Scrapy calls this when the crawler is created, before anything runs:
+        # a missing or malformed retailer URL is a ConfigError here.
+        super().update_settings(settings)
+        check_retailer(settings)
 
     @classmethod
     def from_crawler(cls, crawler: Any, *args: Any, **kwargs: Any) -> ProductSpider:
