@@ -27,6 +27,7 @@ from twisted.internet.defer import Deferred
 from twisted.python.failure import Failure
 
 from plt.errors import ConfigError
+from plt.spiders.product import NOT_A_LISTING
 
 if TYPE_CHECKING:
     import argparse
@@ -38,8 +39,6 @@ CONFIG_ERROR_EXIT = 1
 JOB_STATE_ERROR_EXIT = 2
 JOB_INCOMPLETE_EXIT = 3
 NOT_A_LISTING_EXIT = 4
-# finish_reason of a crawl whose first listing page was no listing (plt.spiders.product).
-NOT_A_LISTING = "not_a_listing"
 
 
 def default_jobdir(spider_name: str, now: float | None = None) -> Path:

@@ -43,6 +43,8 @@ LISTING_PRIORITY = 0
 PRODUCT_PRIORITY = 10
 STOCK_PRIORITY = 20
 PRODUCT_BLOCK_END = "</main>"
+# Close reason when the first listing page is no listing (exit status 4).
+NOT_A_LISTING = "not_a_listing"
 # Answers that a later attempt may turn into a page (Scrapy retries them too).
 RETRYABLE_4XX = frozenset({408, 429})
 ITEM_FIELDS = (
@@ -148,6 +150,8 @@ class ProductSpider(scrapy.Spider):
         @listing_page
         """
         listing = parse_listing(response.selector)
+        if page == 1 and listing.total is None and not listing.product_ids:
+            self.not_a_listing(response.url, f"{response.status}, no product tiles, no total count")
         if pages is None:
             if listing.total is None:
                 logger.error("No total count on %s; following the next links", response.url)
@@ -256,6 +260,13 @@ class ProductSpider(scrapy.Spider):
             stats.inc_value(f"plt/{kind}/http_{failure.value.response.status}")
         else:
             stats.inc_value(f"plt/{kind}/failed")
+        if permanent and kind == "listing" and request.cb_kwargs.get("page") == 1:
+            what = (
+                "too large"
+                if failure.check(ResponseTooLarge)
+                else f"HTTP {failure.value.response.status}"
+            )
+            self.not_a_listing(request.url, what)
         lease_id = request.meta.get(LEASE_KEY)
         if permanent and lease_id is not None and self.job.db is not None:
             self.job.settle(lease_id)
@@ -271,6 +282,20 @@ class ProductSpider(scrapy.Spider):
         yield  # an async generator, like the callbacks
 
     # -- helpers ----------------------------------------------------------------
+
+    def not_a_listing(self, url: str, what: str) -> None:
+        """The first listing page is no listing: a wrong SHOP_URL, an anti-bot page,
+        a changed template. Nothing can be crawled, so the crawl stops; the page
+        keeps its lease (the exception skips its settling), so the job is not
+        finished and the next run fetches it again."""
+        self.crawler.stats.set_value("plt/listing/not_a_listing", url)
+        logger.error(
+            "The first listing page %(url)s is not a listing of the retailer contract "
+            "(%(what)s). Check SHOP_URL (%(shop)s); the job is not finished, and the same "
+            "command tries again.",
+            {"url": url, "what": what, "shop": self.shop_url},
+        )
+        raise CloseSpider(NOT_A_LISTING)
 
     def crawl_date(self) -> str:
         """The job's start, ISO 8601 UTC, the same for every item of the job."""
