@@ -17,15 +17,12 @@ from plt.shop.catalog import ShopConfig
 if TYPE_CHECKING:
     from scrapy.settings import BaseSettings
 
-# Concurrency settings and the least each may be. 0 disables CONCURRENT_REQUESTS_PER_IP
-# and, for PLT_MAX_CONCURRENT_REQUESTS, means no cap.
+# Concurrency settings and the least each may be; PLT_MAX_CONCURRENT_REQUESTS 0 is no cap.
 CONCURRENCY_MINIMUM = {
     "CONCURRENT_REQUESTS": 1,
     "CONCURRENT_REQUESTS_PER_DOMAIN": 1,
-    "CONCURRENT_REQUESTS_PER_IP": 0,
     "CONCURRENT_ITEMS": 1,
     "PLT_MAX_CONCURRENT_REQUESTS": 0,
-    "PLT_GOVERNOR_MIN_CONCURRENCY": 1,
 }
 NO_SHOP_URL = (
     "SHOP_URL is not set: name the retailer with -s SHOP_URL=https://retailer.example, "

@@ -5,9 +5,9 @@ at priority 25: above the project's settings.py (20) and Scrapy's defaults, belo
 spider ``custom_settings`` (30) and ``-s`` on the command line (40).
 
 A profile says how much memory allows, not how hard to hit the retailer: its
-PLT_MAX_CONCURRENT_REQUESTS is a ceiling. CONCURRENT_REQUESTS,
-CONCURRENT_REQUESTS_PER_DOMAIN and CONCURRENT_REQUESTS_PER_IP keep the user's
-values (or Scrapy's polite defaults) and are only lowered to that ceiling.
+PLT_MAX_CONCURRENT_REQUESTS is a ceiling. CONCURRENT_REQUESTS and
+CONCURRENT_REQUESTS_PER_DOMAIN keep the user's values (or Scrapy's polite
+defaults) and are only lowered to that ceiling.
 """
 
 from __future__ import annotations
@@ -38,7 +38,8 @@ PROFILE_PRIORITY = 25
 NO_PROFILE = frozenset({"", "none"})
 _UNITS = {"kb": 1 / 1024, "mb": 1, "gb": 1024, "tb": 1024 * 1024}
 MAX_CONCURRENCY = "PLT_MAX_CONCURRENT_REQUESTS"
-CAPPED = ("CONCURRENT_REQUESTS", "CONCURRENT_REQUESTS_PER_DOMAIN", "CONCURRENT_REQUESTS_PER_IP")
+# (CONCURRENT_REQUESTS_PER_IP is deprecated since Scrapy 2.19 and not read.)
+CAPPED = ("CONCURRENT_REQUESTS", "CONCURRENT_REQUESTS_PER_DOMAIN")
 
 
 class UnknownProfileError(ConfigError):
@@ -119,8 +120,6 @@ def concurrency_summary(settings: BaseSettings, lowered: dict[str, int]) -> str:
     parts = []
     for key in CAPPED:
         value = settings.getint(key)
-        if key == "CONCURRENT_REQUESTS_PER_IP" and not value:
-            continue  # 0: not used
         was = f" (lowered from {lowered[key]})" if key in lowered else ""
         parts.append(f"{key}={value}{was}")
     cap = settings.getint(MAX_CONCURRENCY)

@@ -22,7 +22,7 @@ def spider():
 
 def test_scrapy_check_passes_against_the_embedded_demo_retailer():
     proc = subprocess.run(
-        [sys.executable, "-m", "scrapy", "check", "product", "-v"],
+        [sys.executable, "-m", "scrapy", "check", "product", "-v", "-s", "PLT_EMBEDDED_SHOP=1"],
         cwd=PROJECT,
         env=crawl_env(),
         capture_output=True,

@@ -106,6 +106,7 @@ def test_job_in_use_by_a_live_process(shop, tmp_path):
     assert "Traceback" not in proc.stderr
 
 
+DEMO = "PLT_EMBEDDED_SHOP=1"
 EMBEDDED = {"products": 150, "page_bytes": 20000, "seed": 3, "per_page": 24}
 
 
@@ -115,9 +116,9 @@ def embedded_truth(jobdir: Path) -> list[dict]:
     return list(catalog.expected_items(f"http://127.0.0.1:{port}"))
 
 
-def test_embedded_demo_retailer_is_the_default(tmp_path):
+def test_embedded_demo_retailer_when_asked_for(tmp_path):
     # 24 per page, not 48: the page count comes from the listing itself.
-    proc = run_crawl(tmp_path, None, f"PLT_EMBEDDED_SHOP_OPTIONS={json.dumps(EMBEDDED)}")
+    proc = run_crawl(tmp_path, None, DEMO, f"PLT_EMBEDDED_SHOP_OPTIONS={json.dumps(EMBEDDED)}")
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "crawling the demo retailer at http://127.0.0.1:" in proc.stderr
     assert runs(tmp_path)[-1]["plt/products/total"] == 150
@@ -128,7 +129,7 @@ def test_embedded_demo_retailer_is_the_default(tmp_path):
 def test_kill_9_with_the_embedded_retailer_then_resume(tmp_path):
     setting = f"PLT_EMBEDDED_SHOP_OPTIONS={json.dumps({**EMBEDDED, 'products': 2000})}"
     proc = subprocess.Popen(
-        crawl_argv(tmp_path, None, setting),
+        crawl_argv(tmp_path, None, DEMO, setting),
         cwd=PROJECT,
         env=crawl_env(),
         stdout=subprocess.DEVNULL,
@@ -141,7 +142,7 @@ def test_kill_9_with_the_embedded_retailer_then_resume(tmp_path):
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     # The demo retailer dies with its crawler and the resumed job gets its port back.
-    resumed = run_crawl(tmp_path, None, setting)
+    resumed = run_crawl(tmp_path, None, DEMO, setting)
     assert resumed.returncode == 0, resumed.stderr[-2000:]
     assert "Resuming job" in resumed.stderr
     truth = list(
@@ -174,8 +175,8 @@ def test_unreachable_retailer_exits_3_and_keeps_the_work(tmp_path):
 
 def test_embedded_shop_is_stopped_when_a_finished_job_runs_again(tmp_path):
     options = '{"products": 30, "page_bytes": 20000}'
-    assert run_crawl(tmp_path, None, f"PLT_EMBEDDED_SHOP_OPTIONS={options}").returncode == 0
-    again = run_crawl(tmp_path, None, f"PLT_EMBEDDED_SHOP_OPTIONS={options}")
+    assert run_crawl(tmp_path, None, DEMO, f"PLT_EMBEDDED_SHOP_OPTIONS={options}").returncode == 0
+    again = run_crawl(tmp_path, None, DEMO, f"PLT_EMBEDDED_SHOP_OPTIONS={options}")
     assert again.returncode == 0 and "is finished" in again.stderr
     port = int((tmp_path / "embedded-shop-port").read_text())
     with socket.socket() as s, pytest.raises(ConnectionRefusedError):

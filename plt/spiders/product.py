@@ -45,6 +45,8 @@ STOCK_PRIORITY = 20
 PRODUCT_BLOCK_END = "</main>"
 # Close reason when the first listing page is no listing (exit status 4).
 NOT_A_LISTING = "not_a_listing"
+# Job meta: the first listing page was no listing, so the next run asks for it anew.
+FIRST_LISTING_FAILED = "first_listing_failed"
 # Answers that a later attempt may turn into a page (Scrapy retries them too).
 RETRYABLE_4XX = frozenset({408, 429})
 ITEM_FIELDS = (
@@ -94,8 +96,11 @@ class ProductSpider(scrapy.Spider):
             logger.error("SHOP_URL is not set and PLT_EMBEDDED_SHOP is off: nothing to crawl")
             raise CloseSpider("no_shop_url")
         # On a resumed job this request is a duplicate and is dropped: the
-        # frontier comes back from the job state instead.
-        yield self.listing_request(1)
+        # frontier comes back from the job state instead. Unless the last run found
+        # no listing there: then it is asked for again, at today's SHOP_URL.
+        again = self.job.db is not None and bool(self.job.get_meta(FIRST_LISTING_FAILED))
+        request = self.listing_request(1)
+        yield request.replace(dont_filter=True) if again else request
 
     # -- request factories ----------------------------------------------------
 
@@ -150,8 +155,11 @@ class ProductSpider(scrapy.Spider):
         @listing_page
         """
         listing = parse_listing(response.selector)
-        if page == 1 and listing.total is None and not listing.product_ids:
-            self.not_a_listing(response.url, f"{response.status}, no product tiles, no total count")
+        if page == 1:
+            if listing.total is None and not listing.product_ids:
+                self.not_a_listing(response, f"{response.status}, no product tiles, no total count")
+            if self.job.db is not None and self.job.get_meta(FIRST_LISTING_FAILED):
+                self.job.set_meta(FIRST_LISTING_FAILED, False)
         if pages is None:
             if listing.total is None:
                 logger.error("No total count on %s; following the next links", response.url)
@@ -266,7 +274,7 @@ class ProductSpider(scrapy.Spider):
                 if failure.check(ResponseTooLarge)
                 else f"HTTP {failure.value.response.status}"
             )
-            self.not_a_listing(request.url, what)
+            self.not_a_listing(request, what)
         lease_id = request.meta.get(LEASE_KEY)
         if permanent and lease_id is not None and self.job.db is not None:
             self.job.settle(lease_id)
@@ -283,11 +291,18 @@ class ProductSpider(scrapy.Spider):
 
     # -- helpers ----------------------------------------------------------------
 
-    def not_a_listing(self, url: str, what: str) -> None:
+    def not_a_listing(self, source: Response | scrapy.Request, what: str) -> None:
         """The first listing page is no listing: a wrong SHOP_URL, an anti-bot page,
-        a changed template. Nothing can be crawled, so the crawl stops; the page
-        keeps its lease (the exception skips its settling), so the job is not
-        finished and the next run fetches it again."""
+        a changed template. Nothing can be crawled, so the crawl stops unfinished.
+        Its request is given up and the job remembers it, so the next run asks for
+        the first page again, at the SHOP_URL it is given then."""
+        request = source if isinstance(source, scrapy.Request) else source.request
+        url = source.url
+        lease_id = request.meta.get(LEASE_KEY) if request is not None else None
+        if self.job.db is not None:
+            self.job.set_meta(FIRST_LISTING_FAILED, True)
+            if lease_id is not None:
+                self.job.settle(lease_id)
         self.crawler.stats.set_value("plt/listing/not_a_listing", url)
         logger.error(
             "The first listing page %(url)s is not a listing of the retailer contract "
