@@ -52,18 +52,16 @@ def print_error(exc: Exception) -> None:
     print(f"error: {exc}", file=sys.stderr)
 
 
-class Command(ScrapyCrawlCommand):
-    def long_desc(self) -> str:
-        return (
-            "Run a spider of the current project. Without -s JOBDIR=..., the job "
-            "directory is jobs/<spider>-<UTC date>/, and running the same command "
-            "again resumes the job."
-        )
+class ConfigCheck:
+    """For a command that runs a spider named by its first argument: check the
+    settings before the crawler process exists (it logs, and it runs the same
+    add-on checks where an error could only be a traceback), so that a
+    ConfigError is one line, ``error: <message>``, and exit status 1."""
+
+    settings: Any
 
     def process_options(self, args: list[str], opts: argparse.Namespace) -> None:
-        super().process_options(args, opts)
-        # Before the crawler process exists (it logs, and runs the same add-on checks
-        # where an error could only be a traceback): one line, status 1.
+        super().process_options(args, opts)  # type: ignore[misc]
         try:
             self.check_settings(args)
         except ConfigError as exc:
@@ -83,6 +81,15 @@ class Command(ScrapyCrawlCommand):
             if spidercls is not None:
                 spidercls.update_settings(settings)
         AddonManager.load_pre_crawler_settings(settings)
+
+
+class Command(ConfigCheck, ScrapyCrawlCommand):
+    def long_desc(self) -> str:
+        return (
+            "Run a spider of the current project. Without -s JOBDIR=..., the job "
+            "directory is jobs/<spider>-<UTC date>/, and running the same command "
+            "again resumes the job."
+        )
 
     def run(self, args: list[str], opts: argparse.Namespace) -> None:
         if len(args) != 1:

@@ -283,8 +283,17 @@ class ProductSpider(scrapy.Spider):
             # An HttpError's errback output passes through LeaseMiddleware,
             # which would settle the lease: tell it not to.
             request.meta[KEEP_LEASE_KEY] = True
+            # The first page failing to connect is most often a mistyped host.
+            hint = (
+                f" Is SHOP_URL ({self.shop_url}) right?"
+                if kind == "listing" and request.cb_kwargs.get("page") == 1
+                else ""
+            )
             logger.error(
-                "%s failed (%s); the next run of this job retries it", request.url, failure.value
+                "%s failed (%s); the next run of this job retries it.%s",
+                request.url,
+                failure.value,
+                hint,
             )
         return
         yield  # an async generator, like the callbacks
