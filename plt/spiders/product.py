@@ -157,7 +157,8 @@ class ProductSpider(scrapy.Spider):
         listing = parse_listing(response.selector)
         if page == 1:
             if listing.total is None and not listing.product_ids:
-                self.not_a_listing(response, f"{response.status}, no product tiles, no total count")
+                what = f"{response.status}, no product tiles, no total count"
+                self.not_a_listing(response.request, response.url, what)
             if self.job.db is not None and self.job.get_meta(FIRST_LISTING_FAILED):
                 self.job.set_meta(FIRST_LISTING_FAILED, False)
         if pages is None:
@@ -269,12 +270,9 @@ class ProductSpider(scrapy.Spider):
         else:
             stats.inc_value(f"plt/{kind}/failed")
         if permanent and kind == "listing" and request.cb_kwargs.get("page") == 1:
-            what = (
-                "too large"
-                if failure.check(ResponseTooLarge)
-                else f"HTTP {failure.value.response.status}"
-            )
-            self.not_a_listing(request, what)
+            too_large = failure.check(ResponseTooLarge)
+            what = "too large" if too_large else f"HTTP {failure.value.response.status}"
+            self.not_a_listing(request, request.url, what)
         lease_id = request.meta.get(LEASE_KEY)
         if permanent and lease_id is not None and self.job.db is not None:
             self.job.settle(lease_id)
@@ -284,29 +282,20 @@ class ProductSpider(scrapy.Spider):
             # which would settle the lease: tell it not to.
             request.meta[KEEP_LEASE_KEY] = True
             # The first page failing to connect is most often a mistyped host.
-            hint = (
-                f" Is SHOP_URL ({self.shop_url}) right?"
-                if kind == "listing" and request.cb_kwargs.get("page") == 1
-                else ""
-            )
-            logger.error(
-                "%s failed (%s); the next run of this job retries it.%s",
-                request.url,
-                failure.value,
-                hint,
-            )
+            first = kind == "listing" and request.cb_kwargs.get("page") == 1
+            hint = f" Is SHOP_URL ({self.shop_url}) right?" if first else ""
+            msg = "%s failed (%s); the next run of this job retries it.%s"
+            logger.error(msg, request.url, failure.value, hint)
         return
         yield  # an async generator, like the callbacks
 
     # -- helpers ----------------------------------------------------------------
 
-    def not_a_listing(self, source: Response | scrapy.Request, what: str) -> None:
+    def not_a_listing(self, request: scrapy.Request | None, url: str, what: str) -> None:
         """The first listing page is no listing: a wrong SHOP_URL, an anti-bot page,
         a changed template. Nothing can be crawled, so the crawl stops unfinished.
         Its request is given up and the job remembers it, so the next run asks for
         the first page again, at the SHOP_URL it is given then."""
-        request = source if isinstance(source, scrapy.Request) else source.request
-        url = source.url
         lease_id = request.meta.get(LEASE_KEY) if request is not None else None
         if self.job.db is not None:
             self.job.set_meta(FIRST_LISTING_FAILED, True)
