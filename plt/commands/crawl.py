@@ -32,8 +32,6 @@ from plt.spiders.product import NOT_A_LISTING
 if TYPE_CHECKING:
     import argparse
 
-    from scrapy import Spider
-    from scrapy.crawler import Crawler
 
 CONFIG_ERROR_EXIT = 1
 JOB_STATE_ERROR_EXIT = 2
@@ -97,11 +95,10 @@ class Command(ConfigCheck, ScrapyCrawlCommand):
             return
         if not self.settings.get("JOBDIR"):
             self.settings.set("JOBDIR", str(default_jobdir(args[0])), priority="command")
-        self._crawlers: list[Crawler] = []
         self._config_error: ConfigError | None = None
         assert self.crawler_process is not None
-        crawl = self.crawler_process.crawl(self._create_crawler(args[0]), **opts.spargs)
-        self._watch(crawl)
+        crawler = self.crawler_process.create_crawler(args[0])
+        self._watch(self.crawler_process.crawl(crawler, **opts.spargs))
         self.crawler_process.start()
         if self.crawler_process.bootstrap_failed:
             self.exitcode = 1
@@ -109,17 +106,16 @@ class Command(ConfigCheck, ScrapyCrawlCommand):
             print_error(self._config_error)
             self.exitcode = CONFIG_ERROR_EXIT
             return
-        for crawler in self._crawlers:
-            try:
-                reason = crawler.stats.get_value("finish_reason")
-            except RuntimeError:  # the crawl never started
-                continue
-            if reason == "job_state_error":
-                self.exitcode = JOB_STATE_ERROR_EXIT
-            elif reason == NOT_A_LISTING:
-                self.exitcode = NOT_A_LISTING_EXIT
-            elif crawler.stats.get_value("plt/job/incomplete"):
-                self.exitcode = JOB_INCOMPLETE_EXIT
+        try:
+            reason = crawler.stats.get_value("finish_reason")
+        except RuntimeError:  # the crawl never started
+            return
+        if reason == "job_state_error":
+            self.exitcode = JOB_STATE_ERROR_EXIT
+        elif reason == NOT_A_LISTING:
+            self.exitcode = NOT_A_LISTING_EXIT
+        elif crawler.stats.get_value("plt/job/incomplete"):
+            self.exitcode = JOB_INCOMPLETE_EXIT
 
     def _watch(self, crawl: Any) -> None:
         """Keep a ConfigError that fails the crawl (an add-on's, once spider
@@ -146,8 +142,3 @@ class Command(ConfigCheck, ScrapyCrawlCommand):
             asyncio.get_running_loop().call_exception_handler(
                 {"message": "Task exception was never retrieved", "exception": exc, "future": task}
             )
-
-    def _create_crawler(self, spidercls: type[Spider] | str) -> Crawler:
-        crawler = super()._create_crawler(spidercls)
-        self._crawlers.append(crawler)
-        return crawler
