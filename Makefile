@@ -16,7 +16,7 @@ $(BIN)/scrapy: requirements.txt
 install: $(BIN)/scrapy
 
 crawl: install
-	$(BIN)/scrapy crawl product $(ARGS)
+	$(BIN)/scrapy crawl product -s PLT_EMBEDDED_SHOP=1 $(ARGS)
 
 lint: install
 	$(BIN)/ruff check .

@@ -49,7 +49,8 @@ def crawl_argv(jobdir: Path, url: str, concurrency: int) -> list[str]:
     return [
         sys.executable, "-m", "scrapy", "crawl", "product",
         "-s", f"SHOP_URL={url}", "-s", f"JOBDIR={jobdir}",
-        "-s", f"CONCURRENT_REQUESTS={concurrency}", "-s", "PLT_PROGRESS=off",
+        "-s", f"CONCURRENT_REQUESTS={concurrency}",
+        "-s", f"CONCURRENT_REQUESTS_PER_DOMAIN={concurrency}", "-s", "PLT_PROGRESS=off",
     ]  # fmt: skip
 
 

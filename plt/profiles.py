@@ -3,11 +3,15 @@
 ``PROFILE=512mb`` applies the UPPERCASE names of ``settings_profiles/profile_512mb.py``
 at priority 25: above the project's settings.py (20) and Scrapy's defaults, below
 spider ``custom_settings`` (30) and ``-s`` on the command line (40).
+
+A profile says how much memory allows, not how hard to hit the retailer: its
+PLT_MAX_CONCURRENT_REQUESTS is a ceiling. CONCURRENT_REQUESTS and
+CONCURRENT_REQUESTS_PER_DOMAIN keep the user's values (or Scrapy's polite
+defaults) and are only lowered to that ceiling.
 """
 
 from __future__ import annotations
 
-import asyncio
 import importlib
 import logging
 import pkgutil
@@ -15,7 +19,9 @@ import re
 from typing import TYPE_CHECKING, Any
 
 from scrapy import signals
-from scrapy.exceptions import UsageError
+
+from plt.config import check_concurrency, get_int
+from plt.errors import ConfigError
 
 if TYPE_CHECKING:
     from typing import Self
@@ -31,9 +37,12 @@ DEFAULT_PROFILE = "1gb"
 PROFILE_PRIORITY = 25
 NO_PROFILE = frozenset({"", "none"})
 _UNITS = {"kb": 1 / 1024, "mb": 1, "gb": 1024, "tb": 1024 * 1024}
+MAX_CONCURRENCY = "PLT_MAX_CONCURRENT_REQUESTS"
+# (CONCURRENT_REQUESTS_PER_IP is deprecated since Scrapy 2.19 and not read.)
+CAPPED = ("CONCURRENT_REQUESTS", "CONCURRENT_REQUESTS_PER_DOMAIN")
 
 
-class UnknownProfileError(UsageError):
+class UnknownProfileError(ConfigError):
     """PROFILE names no module in the profiles package."""
 
 
@@ -89,20 +98,38 @@ def load_profile(name: str, package: str = PROFILES_PACKAGE) -> dict[str, Any]:
     }
 
 
-def _exit_line(exc: UnknownProfileError) -> SystemExit:
-    # SystemExit prints its message alone on stderr and exits with status 1.
-    return SystemExit(f"error: {exc}")
+def cap_concurrency(settings: BaseSettings) -> dict[str, int]:
+    """Lower each CAPPED setting above PLT_MAX_CONCURRENT_REQUESTS to it; raise none.
+
+    Returns the lowered settings with the values they had. A cap of 0 is no cap.
+    """
+    cap = get_int(settings, MAX_CONCURRENCY)
+    lowered: dict[str, int] = {}
+    if cap <= 0:
+        return lowered
+    for key in CAPPED:
+        value = get_int(settings, key)
+        if value > cap:
+            # At the value's own priority, so that it is replaced whoever set it.
+            settings.set(key, cap, priority=settings.getpriority(key) or 0)
+            lowered[key] = value
+    return lowered
 
 
-def _in_asyncio_task() -> bool:
-    try:
-        return asyncio.current_task() is not None
-    except RuntimeError:  # no running event loop
-        return False
+def concurrency_summary(settings: BaseSettings, lowered: dict[str, int]) -> str:
+    parts = []
+    for key in CAPPED:
+        value = settings.getint(key)
+        was = f" (lowered from {lowered[key]})" if key in lowered else ""
+        parts.append(f"{key}={value}{was}")
+    cap = settings.getint(MAX_CONCURRENCY)
+    ceiling = f"; memory allows up to {cap} ({MAX_CONCURRENCY})" if cap > 0 else ""
+    return ", ".join(parts) + ceiling
 
 
 class ProfileAddon:
-    """Scrapy add-on: apply the ``PROFILE`` setting's profile (default ``1gb``)."""
+    """Scrapy add-on: apply the ``PROFILE`` setting's profile (default ``1gb``), then
+    cap the concurrency to the memory ceiling."""
 
     def __init__(self, crawler: Crawler | None = None) -> None:
         self.crawler = crawler
@@ -114,49 +141,46 @@ class ProfileAddon:
 
     @classmethod
     def update_pre_crawler_settings(cls, settings: BaseSettings) -> None:
-        # Runs synchronously when the CrawlerProcess is built, before logging, reactor
-        # or crawl task exist: an unknown PROFILE from settings.py or -s ends `scrapy
-        # crawl` here with one line. A UsageError would not reach scrapy.cmdline's
-        # handler at this point and would print a traceback.
+        # Runs when the CrawlerProcess is built, before logging or any crawl exists;
+        # `scrapy crawl` (plt.commands.crawl) runs it earlier still, to print the
+        # error on one line.
         name = profile_name(settings)
         if name not in NO_PROFILE:
-            try:
-                load_profile(name)
-            except UnknownProfileError as exc:
-                raise _exit_line(exc) from None
+            load_profile(name)
+        check_concurrency(settings)
 
     def update_settings(self, settings: BaseSettings) -> None:
         name = profile_name(settings)
-        if name in NO_PROFILE:
-            logger.info("Memory profile: none", extra={"crawler": self.crawler})
-            return
-        try:
-            # Checked again: spider custom_settings may name a different profile.
-            values = load_profile(name)
-        except UnknownProfileError as exc:
-            # In AsyncCrawlerProcess's crawl task asyncio lets SystemExit end the
-            # process cleanly; a Deferred (Twisted reactor, CrawlerRunner) would swallow
-            # it and exit 0, so there the error stays an exception and fails the crawl.
-            if _in_asyncio_task():
-                raise _exit_line(exc) from None
-            raise
+        # Checked again: spider custom_settings may name a different profile.
+        values = {} if name in NO_PROFILE else load_profile(name)
         overridden = []
         for key, value in values.items():
             # Settings.set() keeps a value of higher priority (spider, cmdline).
             settings.set(key, value, priority=PROFILE_PRIORITY)
             if settings.getpriority(key) != PROFILE_PRIORITY:
                 overridden.append(key)
-        self.profile = name
-        summary = ", ".join(
-            f"{key}={settings[key]}" + (" (overridden)" if key in overridden else "")
-            for key in values
-        )
+        check_concurrency(settings)
+        lowered = cap_concurrency(settings)
+        extra = {"crawler": self.crawler}
+        if values:
+            self.profile = name
+            summary = ", ".join(
+                f"{key}={settings[key]}" + (" (overridden)" if key in overridden else "")
+                for key in values
+            )
+            logger.info(
+                "Memory profile %(name)s: %(summary)s",
+                {"name": name, "summary": summary},
+                extra=extra,
+            )
+        else:
+            logger.info("Memory profile: none", extra=extra)
         logger.info(
-            "Memory profile %(name)s: %(summary)s",
-            {"name": name, "summary": summary},
-            extra={"crawler": self.crawler},
+            "Concurrency: %(summary)s",
+            {"summary": concurrency_summary(settings, lowered)},
+            extra=extra,
         )
-        if self.crawler is not None:
+        if self.crawler is not None and values:
             self.crawler.signals.connect(self.engine_started, signal=signals.engine_started)
 
     def engine_started(self) -> None:

@@ -9,17 +9,19 @@ SPIDER_MODULES = ["plt.spiders"]
 NEWSPIDER_MODULE = "plt.spiders"
 COMMANDS_MODULE = "plt.commands"
 
-# The retailer. With SHOP_URL unset the crawl starts the bundled demo retailer.
+# The retailer: required. The bundled demo retailer is crawled only when asked
+# for, with PLT_EMBEDDED_SHOP=1 and SHOP_URL unset.
 SHOP_URL = None
 STOCK_API_URL = None
-PLT_EMBEDDED_SHOP = True
+PLT_EMBEDDED_SHOP = False
 PLT_EMBEDDED_SHOP_OPTIONS: dict = {}
 
 ROBOTSTXT_OBEY = False
 USER_AGENT = "plt (+https://example.invalid/plt)"
-CONCURRENT_REQUESTS = 16
-# One retailer host serves (almost) everything: let it use the whole budget.
-CONCURRENT_REQUESTS_PER_DOMAIN = 16
+# How hard to hit the retailer is the user's choice: Scrapy's polite defaults,
+# CONCURRENT_REQUESTS 16 and CONCURRENT_REQUESTS_PER_DOMAIN 8, stay unless set.
+# The memory profile only caps them (PLT_MAX_CONCURRENT_REQUESTS; 0 = no cap).
+PLT_MAX_CONCURRENT_REQUESTS = 0
 # Scrapy starts CONCURRENT_ITEMS worker tasks for every response's output;
 # a callback here yields at most one item, so one worker does.
 CONCURRENT_ITEMS = 1

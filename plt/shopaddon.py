@@ -1,15 +1,16 @@
-"""Start the bundled demo retailer when no SHOP_URL is given.
+"""Start the bundled demo retailer when asked for: ``-s PLT_EMBEDDED_SHOP=1``.
 
-``scrapy crawl product`` with SHOP_URL unset crawls a demo retailer that this
-add-on starts on a free loopback port in a child process (so its memory and
-CPU are not the crawler's) and stops when the engine stops. A job directory
-remembers the port, so a resumed job finds its queued URLs served again.
+``scrapy crawl product -s PLT_EMBEDDED_SHOP=1`` with SHOP_URL unset crawls a demo
+retailer that this add-on starts on a free loopback port in a child process (so
+its memory and CPU are not the crawler's) and stops when the engine stops. A job
+directory remembers the port, so a resumed job finds its queued URLs served
+again. Off by default: a production job that forgot SHOP_URL must stop with an
+error, not fill its feed with demo products.
 """
 
 from __future__ import annotations
 
 import atexit
-import dataclasses
 import logging
 import socket
 from pathlib import Path
@@ -17,7 +18,7 @@ from typing import TYPE_CHECKING
 
 from scrapy import signals
 
-from plt.shop.catalog import ShopConfig
+from plt.config import shop_config, uses_embedded_shop
 from plt.shop.process import ShopProcess
 
 if TYPE_CHECKING:
@@ -47,16 +48,9 @@ class EmbeddedShopAddon:
         return cls(crawler)
 
     def update_settings(self, settings: Settings) -> None:
-        if settings.get("SHOP_URL") or not settings.getbool("PLT_EMBEDDED_SHOP"):
+        if not uses_embedded_shop(settings):
             return
-        fields = {f.name for f in dataclasses.fields(ShopConfig)}
-        options = settings.getdict("PLT_EMBEDDED_SHOP_OPTIONS")
-        unknown = set(options) - fields
-        if unknown:
-            raise ValueError(
-                f"PLT_EMBEDDED_SHOP_OPTIONS: unknown option(s) {sorted(unknown)}; "
-                f"known: {sorted(fields)}"
-            )
+        config = shop_config(settings)  # a ConfigError before anything is started
         jobdir = settings.get("JOBDIR")
         port_file = Path(jobdir) / PORT_FILE if jobdir else None
         port = int(port_file.read_text()) if port_file and port_file.exists() else 0
@@ -65,12 +59,12 @@ class EmbeddedShopAddon:
             # it, and the job lock will say so.
             settings.set("SHOP_URL", f"http://127.0.0.1:{port}", priority="cmdline")
             return
-        self.shop = ShopProcess(ShopConfig(**options), port=port)
+        self.shop = ShopProcess(config, port=port)
         self.shop.start()
         if port_file:
             port_file.parent.mkdir(parents=True, exist_ok=True)
             port_file.write_text(str(self.shop.port))
-        logger.info("No SHOP_URL given: crawling the demo retailer at %s", self.shop.url)
+        logger.info("PLT_EMBEDDED_SHOP: crawling the demo retailer at %s", self.shop.url)
         settings.set("SHOP_URL", self.shop.url, priority="cmdline")
         # spider_closed also fires when the spider closes before the engine
         # starts (a finished or damaged job), where engine_stopped does not;

@@ -5,12 +5,13 @@ RSS is about 100 MiB at 16 concurrent requests (interpreter, Scrapy, lxml
 decoded copy and, during parsing, the lxml tree before the page is trimmed to
 its product block).
 
-* CONCURRENT_REQUESTS 16: the measured ~100 MiB steady state is 42% of the
-  budget, under the governor's LOW mark (60%), leaving ~90 MiB for one
-  oversized page's parse tree and glibc fragmentation. 32 would be ~140 MiB,
-  already at LOW, with no room for a spike.
-* CONCURRENT_REQUESTS_PER_DOMAIN = CONCURRENT_REQUESTS: the crawl targets one
-  retailer, so the total, which is what memory depends on, must be the cap.
+* PLT_MAX_CONCURRENT_REQUESTS 16: the most requests in flight this budget
+  holds. The measured ~100 MiB steady state at 16 is 42% of the budget, under
+  the governor's LOW mark (60%), leaving ~90 MiB for one oversized page's parse
+  tree and glibc fragmentation. 32 would be ~140 MiB, already at LOW, with no
+  room for a spike. A ceiling, not a target: CONCURRENT_REQUESTS and
+  CONCURRENT_REQUESTS_PER_DOMAIN keep the user's values (Scrapy's 16 and 8 by
+  default) and are lowered to it only when above it.
 * MEMUSAGE_LIMIT_MB 238: 93% of the container, the same margin Scrapy Cloud
   keeps on a 1 GiB unit (950/1024), so Scrapy stops cleanly before the
   kernel's OOM killer. WARNING 200 (84%): between the governor's HIGH and
@@ -21,11 +22,10 @@ its product block).
 * SCRAPER_SLOT_MAX_ACTIVE_SIZE 5 MB (Scrapy's default, ~2% of the budget):
   about three untrimmed pages waiting for the parser before downloads back off.
 * Governor: budget = the memusage limit; HIGH/PAUSE/LOW at 80/90/60%; it may
-  go down to 1 request and comes back up 1 at a time (16 is the top).
+  go down to 1 request and comes back up 1 at a time (its top is CONCURRENT_REQUESTS after the cap).
 """
 
-CONCURRENT_REQUESTS = 16
-CONCURRENT_REQUESTS_PER_DOMAIN = 16
+PLT_MAX_CONCURRENT_REQUESTS = 16
 
 MEMUSAGE_LIMIT_MB = 238
 MEMUSAGE_WARNING_MB = 200

@@ -3,11 +3,13 @@
 RSS is about 100 MiB at 16 concurrent requests (~60 MiB base plus ~2.5 MiB
 per in-flight 1.5 MiB product page).
 
-* CONCURRENT_REQUESTS 128: ~380 MiB steady state, 20% of the budget. The
-  extra memory buys connections for a slow retailer; more than the
-  single-threaded parser keeps up with would only queue responses in memory.
-* CONCURRENT_REQUESTS_PER_DOMAIN = CONCURRENT_REQUESTS: one retailer, so the
-  total is the cap that matters for memory.
+* PLT_MAX_CONCURRENT_REQUESTS 128: the most requests in flight this budget
+  holds: ~380 MiB steady state at 128, 20% of the budget. The extra memory
+  allows more connections to a slow retailer, if the user asks for them; more
+  than the single-threaded parser keeps up with would only queue responses in
+  memory. A ceiling, not a target: CONCURRENT_REQUESTS and
+  CONCURRENT_REQUESTS_PER_DOMAIN keep the user's values (Scrapy's 16 and 8 by
+  default) and are lowered to it only when above it.
 * MEMUSAGE_LIMIT_MB 1900: 93% of the container, Scrapy Cloud's margin
   (950/1024). WARNING 1600 (84%): between the governor's HIGH and PAUSE marks,
   throttling did not stop the growth.
@@ -17,11 +19,10 @@ per in-flight 1.5 MiB product page).
 * SCRAPER_SLOT_MAX_ACTIVE_SIZE 40 MB (~2% of the budget): about 25 untrimmed
   pages waiting for the parser before downloads back off.
 * Governor: budget = the memusage limit; HIGH/PAUSE/LOW at 80/90/60%; down to
-  4 requests, back up 8 at a time (128 is the top, ~48 s from the floor).
+  4 requests, back up 8 at a time (its top is CONCURRENT_REQUESTS after the cap).
 """
 
-CONCURRENT_REQUESTS = 128
-CONCURRENT_REQUESTS_PER_DOMAIN = 128
+PLT_MAX_CONCURRENT_REQUESTS = 128
 
 MEMUSAGE_LIMIT_MB = 1900
 MEMUSAGE_WARNING_MB = 1600

@@ -162,7 +162,13 @@ def test_profile_cases():
         "pressure, governor on",
         "pressure, governor off",
     ]
-    assert todo[0].settings == ["PROFILE=256mb"]
+    # Each profile at its ceiling, given explicitly: a profile itself only caps.
+    assert todo[0].settings == [
+        "PROFILE=256mb",
+        "CONCURRENT_REQUESTS=16",
+        "CONCURRENT_REQUESTS_PER_DOMAIN=16",
+    ]
+    assert todo[1].concurrency == 64
     on, off = todo[2:]
     assert "MEMUSAGE_LIMIT_MB=128" in on.settings and "CONCURRENT_REQUESTS=64" in on.settings
     assert "PLT_MEMORY_BUDGET_MB=128" in on.settings

@@ -22,7 +22,7 @@ def spider():
 
 def test_scrapy_check_passes_against_the_embedded_demo_retailer():
     proc = subprocess.run(
-        [sys.executable, "-m", "scrapy", "check", "product", "-v"],
+        [sys.executable, "-m", "scrapy", "check", "product", "-v", "-s", "PLT_EMBEDDED_SHOP=1"],
         cwd=PROJECT,
         env=crawl_env(),
         capture_output=True,
@@ -60,3 +60,19 @@ def test_pending_item_contract_needs_the_partial_item(spider):
         contract.post_process([stock])
     spider.job.put_pending(5, {"product_id": 5})
     contract.post_process([stock])
+
+
+def test_scrapy_check_without_a_retailer_is_one_line():
+    proc = subprocess.run(
+        [sys.executable, "-m", "scrapy", "check", "product"],
+        cwd=PROJECT,
+        env=crawl_env(),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 1
+    assert proc.stderr.strip().splitlines() == [
+        "error: SHOP_URL is not set: name the retailer with -s SHOP_URL=https://retailer.example, "
+        "or crawl the bundled demo retailer with -s PLT_EMBEDDED_SHOP=1"
+    ]

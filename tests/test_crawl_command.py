@@ -3,18 +3,26 @@
 from __future__ import annotations
 
 import fcntl
+import http.server
 import json
 import os
 import signal
 import socket
 import sqlite3
 import subprocess
+import threading
 import time
 from pathlib import Path
 
 import pytest
 
-from plt.commands.crawl import JOB_INCOMPLETE_EXIT, JOB_STATE_ERROR_EXIT, default_jobdir
+from plt.commands.crawl import (
+    CONFIG_ERROR_EXIT,
+    JOB_INCOMPLETE_EXIT,
+    JOB_STATE_ERROR_EXIT,
+    NOT_A_LISTING_EXIT,
+    default_jobdir,
+)
 from plt.jobstate import ITEMS_FILE, LOCK_FILE, STATE_FILE
 from plt.shop.catalog import Catalog, ShopConfig
 from plt.verify import compare, read_items
@@ -106,6 +114,7 @@ def test_job_in_use_by_a_live_process(shop, tmp_path):
     assert "Traceback" not in proc.stderr
 
 
+DEMO = "PLT_EMBEDDED_SHOP=1"
 EMBEDDED = {"products": 150, "page_bytes": 20000, "seed": 3, "per_page": 24}
 
 
@@ -115,9 +124,9 @@ def embedded_truth(jobdir: Path) -> list[dict]:
     return list(catalog.expected_items(f"http://127.0.0.1:{port}"))
 
 
-def test_embedded_demo_retailer_is_the_default(tmp_path):
+def test_embedded_demo_retailer_when_asked_for(tmp_path):
     # 24 per page, not 48: the page count comes from the listing itself.
-    proc = run_crawl(tmp_path, None, f"PLT_EMBEDDED_SHOP_OPTIONS={json.dumps(EMBEDDED)}")
+    proc = run_crawl(tmp_path, None, DEMO, f"PLT_EMBEDDED_SHOP_OPTIONS={json.dumps(EMBEDDED)}")
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "crawling the demo retailer at http://127.0.0.1:" in proc.stderr
     assert runs(tmp_path)[-1]["plt/products/total"] == 150
@@ -128,7 +137,7 @@ def test_embedded_demo_retailer_is_the_default(tmp_path):
 def test_kill_9_with_the_embedded_retailer_then_resume(tmp_path):
     setting = f"PLT_EMBEDDED_SHOP_OPTIONS={json.dumps({**EMBEDDED, 'products': 2000})}"
     proc = subprocess.Popen(
-        crawl_argv(tmp_path, None, setting),
+        crawl_argv(tmp_path, None, DEMO, setting),
         cwd=PROJECT,
         env=crawl_env(),
         stdout=subprocess.DEVNULL,
@@ -141,7 +150,7 @@ def test_kill_9_with_the_embedded_retailer_then_resume(tmp_path):
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     # The demo retailer dies with its crawler and the resumed job gets its port back.
-    resumed = run_crawl(tmp_path, None, setting)
+    resumed = run_crawl(tmp_path, None, DEMO, setting)
     assert resumed.returncode == 0, resumed.stderr[-2000:]
     assert "Resuming job" in resumed.stderr
     truth = list(
@@ -169,13 +178,14 @@ def test_unreachable_retailer_exits_3_and_keeps_the_work(tmp_path):
     proc = run_crawl(tmp_path, url, "RETRY_TIMES=0")
     assert proc.returncode == JOB_INCOMPLETE_EXIT, proc.stderr[-2000:]
     assert "run the same command again to retry them" in proc.stderr
+    assert f"Is SHOP_URL ({url}) right?" in proc.stderr
     assert not (tmp_path / "memory-report.json").exists()
 
 
 def test_embedded_shop_is_stopped_when_a_finished_job_runs_again(tmp_path):
     options = '{"products": 30, "page_bytes": 20000}'
-    assert run_crawl(tmp_path, None, f"PLT_EMBEDDED_SHOP_OPTIONS={options}").returncode == 0
-    again = run_crawl(tmp_path, None, f"PLT_EMBEDDED_SHOP_OPTIONS={options}")
+    assert run_crawl(tmp_path, None, DEMO, f"PLT_EMBEDDED_SHOP_OPTIONS={options}").returncode == 0
+    again = run_crawl(tmp_path, None, DEMO, f"PLT_EMBEDDED_SHOP_OPTIONS={options}")
     assert again.returncode == 0 and "is finished" in again.stderr
     port = int((tmp_path / "embedded-shop-port").read_text())
     with socket.socket() as s, pytest.raises(ConnectionRefusedError):
@@ -187,4 +197,120 @@ def test_o_naming_the_job_feed_itself_is_ignored(shop, tmp_path):
     proc = run_crawl(tmp_path, shop.url, f"FEEDS={feeds}")
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "is the job's own feed, always appended to" in proc.stderr
+    assert shop.compare(tmp_path / ITEMS_FILE).exact
+
+
+# -- configuration errors: one line, status 1, before anything is fetched or created ----
+
+NO_SHOP_URL = (
+    "error: SHOP_URL is not set: name the retailer with -s SHOP_URL=https://retailer.example, "
+    "or crawl the bundled demo retailer with -s PLT_EMBEDDED_SHOP=1"
+)
+
+
+@pytest.mark.parametrize(
+    ("shop_url", "settings", "line"),
+    [
+        (None, [], NO_SHOP_URL),
+        (
+            "shop.example",
+            [],
+            "error: SHOP_URL 'shop.example' is not an http(s) URL with a host, "
+            "e.g. https://retailer.example (did you mean https://shop.example?)",
+        ),
+        (
+            "http://127.0.0.1:9",
+            ["STOCK_API_URL=/api"],
+            "error: STOCK_API_URL '/api' is not an http(s) URL with a host, "
+            "e.g. https://retailer.example",
+        ),
+        (
+            None,
+            [DEMO, 'PLT_EMBEDDED_SHOP_OPTIONS={"product": 5}'],
+            "error: PLT_EMBEDDED_SHOP_OPTIONS: unknown option(s) product; known: products, ",
+        ),
+        (
+            None,
+            [DEMO, 'PLT_EMBEDDED_SHOP_OPTIONS={"products": 5'],
+            "error: PLT_EMBEDDED_SHOP_OPTIONS is not a JSON object (Expecting ',' delimiter)",
+        ),
+        (
+            "http://127.0.0.1:9",
+            ["CONCURRENT_REQUESTS=0"],
+            "error: CONCURRENT_REQUESTS must be positive, got 0",
+        ),
+        (
+            "http://127.0.0.1:9",
+            ["CONCURRENT_REQUESTS_PER_DOMAIN=-4"],
+            "error: CONCURRENT_REQUESTS_PER_DOMAIN must be positive, got -4",
+        ),
+        (
+            "http://127.0.0.1:9",
+            ["PLT_DISTRIBUTED=1"],
+            "error: PLT_DISTRIBUTED needs REDIS_URL (redis://host:port/db)",
+        ),
+    ],
+)
+def test_configuration_error_is_one_line_and_exit_1(tmp_path, shop_url, settings, line):
+    jobdir = tmp_path / "job"
+    proc = run_crawl(jobdir, shop_url, *settings, timeout=60)
+    assert proc.returncode == CONFIG_ERROR_EXIT
+    assert proc.stdout == ""
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1, proc.stderr[-2000:]
+    assert lines[0].startswith(line)
+    assert not jobdir.exists()  # no job made of it
+
+
+# -- a first listing page that is no listing ---------------------------------------
+
+
+def serve(status: int):
+    """A site that answers every URL with ``status`` and a page of no product tiles:
+    an anti-bot interstitial, a wrong URL."""
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            self.send_response(status)
+            self.send_header("Content-Type", "text/html")
+            self.end_headers()
+            self.wfile.write(b"<html><body><p>Checking your browser...</p></body></html>")
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server
+
+
+@pytest.fixture(params=[200, 404])
+def not_a_retailer(request):
+    server = serve(request.param)
+    yield request.param, f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+
+
+def test_a_first_page_that_is_no_listing_is_an_error_and_the_job_is_not_finished(
+    shop, tmp_path, not_a_retailer
+):
+    status, url = not_a_retailer
+    proc = run_crawl(tmp_path, url)
+    assert proc.returncode == NOT_A_LISTING_EXIT, proc.stderr[-2000:]
+    errors = [line for line in proc.stderr.splitlines() if "] ERROR:" in line]
+    assert len(errors) == 1, errors
+    what = "200, no product tiles, no total count" if status == 200 else "HTTP 404"
+    assert f"is not a listing of the retailer contract ({what})" in errors[0]
+    assert f"Check SHOP_URL ({url})" in errors[0]
+    assert "Traceback" not in proc.stderr
+    assert runs(tmp_path)[-1]["finish_reason"] == "not_a_listing"
+    # Not finished: the same command tries again...
+    again = run_crawl(tmp_path, url)
+    assert again.returncode == NOT_A_LISTING_EXIT
+    assert "is not a listing of the retailer contract" in again.stderr
+    # ...and the same job with SHOP_URL put right crawls the retailer, exactly.
+    fixed = run_crawl(tmp_path, shop.url)
+    assert fixed.returncode == 0, fixed.stderr[-2000:]
+    assert "Resuming job" in fixed.stderr
     assert shop.compare(tmp_path / ITEMS_FILE).exact

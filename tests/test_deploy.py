@@ -181,7 +181,7 @@ def test_deploy_to_scrapyd_and_run_a_job_with_a_profile(shop, scrapyd, tmp_path)
         time.sleep(0.5)
 
     log = (scrapyd.root / "logs" / "plt" / "product" / f"{job}.log").read_text()
-    assert "Memory profile 512mb: CONCURRENT_REQUESTS=32" in log, log[-3000:]
+    assert "Memory profile 512mb: PLT_MAX_CONCURRENT_REQUESTS=32" in log, log[-3000:]
     run = json.loads((jobdir / "runs.jsonl").read_text().splitlines()[-1])
     assert run["finish_reason"] == "finished", log[-3000:]
     assert run["plt/profile"] == "512mb"

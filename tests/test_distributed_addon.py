@@ -14,6 +14,7 @@ from plt import settings as project_settings
 from plt.distributed.addon import DistributedAddon
 from plt.distributed.keeper import LeaseKeeper
 from plt.distributed.state import SCHEDULER_PATH, RedisJobState, job_name, worker_name
+from plt.errors import ConfigError
 from plt.jobstate import JobState
 from tests.conftest import run_crawl
 
@@ -75,13 +76,14 @@ def test_job_state_is_the_redis_one(tmp_path):
 @pytest.mark.parametrize(
     ("values", "message"),
     [
-        ({"SHOP_URL": "http://127.0.0.1:1"}, "error: PLT_DISTRIBUTED needs REDIS_URL"),
-        ({"REDIS_URL": "redis://127.0.0.1:1/0"}, "error: PLT_DISTRIBUTED needs SHOP_URL"),
+        ({"SHOP_URL": "http://127.0.0.1:1"}, "PLT_DISTRIBUTED needs REDIS_URL"),
+        ({"REDIS_URL": "redis://127.0.0.1:1/0"}, "PLT_DISTRIBUTED needs SHOP_URL"),
     ],
 )
 def test_missing_settings_stop_at_once(values, message):
     settings = Settings({"PLT_DISTRIBUTED": True, **values})
-    with pytest.raises(SystemExit, match=message):
+    # A ConfigError, not SystemExit: a program that embeds the crawler is not killed.
+    with pytest.raises(ConfigError, match=message):
         DistributedAddon.update_pre_crawler_settings(settings)
 
 

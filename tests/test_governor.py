@@ -638,3 +638,31 @@ def test_real_crawl_pauses_without_losing_requests(tmp_path: Path, mode: str) ->
     assert out["throttled"] >= 1
     assert out["raised"] >= 1
     assert out["concurrency"] == 8  # back to CONCURRENT_REQUESTS
+
+
+# -- it can only lower what the user and the profile set ---------------------------
+
+
+def test_never_above_scrapys_polite_defaults(tmp_path: Path) -> None:
+    h = Harness(tmp_path, CONCURRENT_REQUESTS=16, CONCURRENT_REQUESTS_PER_DOMAIN=8)
+    seen_total, seen_slot = set(), set()
+    for fraction in [0.95, 0.85, 0.85, 0.5, 0.5, 0.5, 0.85, *[0.5] * 50, 0.7, *[0.5] * 20]:
+        h.tick(fraction, advance=3)
+        seen_total.add(h.total)
+        seen_slot |= h.slot_concurrency()
+    assert max(seen_total) == 16 and min(seen_total) < 16
+    assert max(seen_slot) == 8 and min(seen_slot) < 8
+    assert h.total == 16 and h.slot_concurrency() == {8}
+
+
+def test_top_is_the_concurrency_after_the_profile_ceiling(tmp_path: Path) -> None:
+    h = Harness(
+        tmp_path,
+        ADDONS={"plt.profiles.ProfileAddon": 0},
+        PROFILE="256mb",
+        CONCURRENT_REQUESTS=100,
+    )
+    assert h.gov.max_concurrency == 16
+    for _ in range(30):
+        h.tick(0.1)  # of 1000 MiB: well under the profile's LOW mark
+    assert h.total == 16

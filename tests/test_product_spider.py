@@ -2,14 +2,20 @@ from __future__ import annotations
 
 import pytest
 from scrapy import Request
+from scrapy.exceptions import CloseSpider
 from scrapy.http import HtmlResponse, TextResponse
+from scrapy.spidermiddlewares.httperror import HttpError
 from scrapy.utils.test import get_crawler
 from twisted.python.failure import Failure
 
+from plt.errors import ConfigError
 from plt.middlewares.headonly import ResponseTooLarge
+from plt.scheduler import LEASE_KEY
 from plt.spiders.product import (
+    FIRST_LISTING_FAILED,
     ITEM_FIELDS,
     LISTING_PRIORITY,
+    NOT_A_LISTING,
     PRODUCT_PRIORITY,
     STOCK_PRIORITY,
     ProductSpider,
@@ -175,3 +181,89 @@ def test_the_page_id_keys_the_rest_when_it_differs_from_the_listing(spider):
     assert stock.cb_kwargs["product_id"] == 17
     assert spider.job.get_pending(17) is not None and spider.job.get_pending(99) is None
     assert spider.crawler.stats.get_value("plt/product/id_changed") == 1
+
+
+# -- the retailer's settings and a first page that is no listing ---------------
+
+
+@pytest.mark.parametrize(
+    ("settings", "message"),
+    [
+        ({}, "SHOP_URL is not set: .* -s PLT_EMBEDDED_SHOP=1"),
+        ({"SHOP_URL": "shop.example"}, "did you mean https://shop.example"),
+        ({"SHOP_URL": "http://shop.test", "STOCK_API_URL": "/api"}, "STOCK_API_URL '/api'"),
+        ({"PLT_EMBEDDED_SHOP": True, "PLT_EMBEDDED_SHOP_OPTIONS": "{"}, "not a JSON object"),
+    ],
+)
+def test_crawler_is_not_created_with_bad_retailer_settings(settings, message):
+    with pytest.raises(ConfigError, match=message):
+        get_crawler(ProductSpider, settings)
+
+
+def test_demo_retailer_asked_for_needs_no_shop_url():
+    crawler = get_crawler(ProductSpider, {"PLT_EMBEDDED_SHOP": True})
+    assert not crawler.settings.get("SHOP_URL")  # the add-on sets it once the crawl starts
+
+
+def empty_page(request: Request, status: int = 200) -> HtmlResponse:
+    body = b"<html><body><p>Please verify you are a human.</p></body></html>"
+    return HtmlResponse(request.url, body=body, status=status, request=request)
+
+
+def leased_listing(spider, page: int, pages: int | None = None) -> Request:
+    spider.job.add_request(f"fp{page}", 0, "{}", None)
+    lease_id, _ = spider.job.lease_next()
+    request = spider.listing_request(page, pages)
+    request.meta[LEASE_KEY] = lease_id
+    return request
+
+
+def test_first_listing_page_without_tiles_or_total_stops_the_crawl(spider, caplog):
+    request = leased_listing(spider, 1)
+    with pytest.raises(CloseSpider) as excinfo:
+        collect(spider.parse_listing(empty_page(request), page=1))
+    assert excinfo.value.reason == NOT_A_LISTING
+    assert spider.crawler.stats.get_value("plt/listing/not_a_listing") == request.url
+    (error,) = [r.getMessage() for r in caplog.records if r.levelname == "ERROR"]
+    assert "Check SHOP_URL (http://shop.test:8800)" in error
+    assert "200, no product tiles, no total count" in error
+    # Given up, and remembered: the next run asks for the first page again.
+    assert spider.job.leased == 0
+    assert spider.job.get_meta(FIRST_LISTING_FAILED) is True
+    (again,) = collect(spider.start())
+    assert again.dont_filter and again.url == request.url
+
+
+def test_a_listing_read_again_clears_the_failure(spider):
+    spider.job.set_meta(FIRST_LISTING_FAILED, True)
+    request = spider.listing_request(1)
+    collect(spider.parse_listing(html(request, "listing-1.html"), page=1))
+    assert spider.job.get_meta(FIRST_LISTING_FAILED) is False
+    assert not collect(spider.start())[0].dont_filter
+
+
+def test_a_later_empty_listing_page_does_not_stop_the_crawl(spider):
+    request = spider.listing_request(5, 9)
+    out = collect(spider.parse_listing(empty_page(request), page=5, pages=9))
+    assert [r.cb_kwargs for r in out] == [{"page": 6, "pages": 9}]
+
+
+@pytest.mark.parametrize("status", [404, 403])
+def test_first_listing_page_refused_for_good_stops_the_crawl(spider, status):
+    request = leased_listing(spider, 1)
+    failure = Failure(HttpError(empty_page(request, status)))
+    failure.request = request
+    with pytest.raises(CloseSpider) as excinfo:
+        collect(spider.request_failed(failure))
+    assert excinfo.value.reason == NOT_A_LISTING
+    assert spider.job.get_meta(FIRST_LISTING_FAILED) is True
+    assert spider.job.leased == 0
+
+
+def test_first_listing_page_failing_for_now_keeps_its_lease(spider):
+    request = leased_listing(spider, 1)
+    failure = Failure(HttpError(empty_page(request, 503)))
+    failure.request = request
+    assert collect(spider.request_failed(failure)) == []
+    assert spider.job.leased == 1
+    assert not spider.job.get_meta(FIRST_LISTING_FAILED)

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 
 from plt.distributed.keeper import LeaseKeeper
 from plt.distributed.state import SCHEDULER_PATH, worker_items_file, worker_name
+from plt.errors import ConfigError
 from plt.jobstate import ITEMS_FILE
 
 if TYPE_CHECKING:
@@ -31,6 +32,18 @@ KEEPER_PRIORITY = 650
 PROJECT_PRIORITY = 20  # settings.py's SCHEDULER and FEEDS are set at this priority
 
 
+def check_settings(settings: BaseSettings) -> None:
+    if not settings.getbool("PLT_DISTRIBUTED"):
+        return
+    if not settings.get("REDIS_URL"):
+        raise ConfigError("PLT_DISTRIBUTED needs REDIS_URL (redis://host:port/db)")
+    if not settings.get("SHOP_URL"):
+        raise ConfigError(
+            "PLT_DISTRIBUTED needs SHOP_URL: every worker must crawl the same "
+            "retailer (start the demo retailer once with `python -m plt.shop`)"
+        )
+
+
 class DistributedAddon:
     def __init__(self, crawler: Crawler | None = None) -> None:
         self.crawler = crawler
@@ -41,22 +54,12 @@ class DistributedAddon:
 
     @classmethod
     def update_pre_crawler_settings(cls, settings: BaseSettings) -> None:
-        # Before the crawl task exists, a SystemExit ends `scrapy crawl` with one line.
-        if not settings.getbool("PLT_DISTRIBUTED"):
-            return
-        if not settings.get("REDIS_URL"):
-            raise SystemExit("error: PLT_DISTRIBUTED needs REDIS_URL (redis://host:port/db)")
-        if not settings.get("SHOP_URL"):
-            raise SystemExit(
-                "error: PLT_DISTRIBUTED needs SHOP_URL: every worker must crawl the same "
-                "retailer (start the demo retailer once with `python -m plt.shop`)"
-            )
+        check_settings(settings)
 
     def update_settings(self, settings: BaseSettings) -> None:
         if not settings.getbool("PLT_DISTRIBUTED"):
             return
-        if not settings.get("REDIS_URL"):
-            raise ValueError("PLT_DISTRIBUTED needs REDIS_URL (redis://host:port/db)")
+        check_settings(settings)  # again: spider custom_settings may have changed them
         worker = worker_name(settings)
         # Fixed here so that the feed below and the job state agree on it.
         settings.set(

@@ -18,9 +18,11 @@ from urllib.parse import urljoin
 import scrapy
 from scrapy.exceptions import CloseSpider
 from scrapy.http import Response
+from scrapy.settings import BaseSettings
 from scrapy.spidermiddlewares.httperror import HttpError
 from twisted.python.failure import Failure
 
+from plt.config import check_retailer
 from plt.jobstate import JobState
 from plt.middlewares.headonly import ResponseTooLarge
 from plt.parsing import (
@@ -41,6 +43,10 @@ LISTING_PRIORITY = 0
 PRODUCT_PRIORITY = 10
 STOCK_PRIORITY = 20
 PRODUCT_BLOCK_END = "</main>"
+# Close reason when the first listing page is no listing (exit status 4).
+NOT_A_LISTING = "not_a_listing"
+# Job meta: the first listing page was no listing, so the next run asks for it anew.
+FIRST_LISTING_FAILED = "first_listing_failed"
 # Answers that a later attempt may turn into a page (Scrapy retries them too).
 RETRYABLE_4XX = frozenset({408, 429})
 ITEM_FIELDS = (
@@ -60,6 +66,13 @@ ITEM_FIELDS = (
 
 class ProductSpider(scrapy.Spider):
     name = "product"
+
+    @classmethod
+    def update_settings(cls, settings: BaseSettings) -> None:
+        # Scrapy calls this when the crawler is created, before anything runs:
+        # a missing or malformed retailer URL is a ConfigError here.
+        super().update_settings(settings)
+        check_retailer(settings)
 
     @classmethod
     def from_crawler(cls, crawler: Any, *args: Any, **kwargs: Any) -> ProductSpider:
@@ -83,8 +96,11 @@ class ProductSpider(scrapy.Spider):
             logger.error("SHOP_URL is not set and PLT_EMBEDDED_SHOP is off: nothing to crawl")
             raise CloseSpider("no_shop_url")
         # On a resumed job this request is a duplicate and is dropped: the
-        # frontier comes back from the job state instead.
-        yield self.listing_request(1)
+        # frontier comes back from the job state instead. Unless the last run found
+        # no listing there: then it is asked for again, at today's SHOP_URL.
+        again = self.job.db is not None and bool(self.job.get_meta(FIRST_LISTING_FAILED))
+        request = self.listing_request(1)
+        yield request.replace(dont_filter=True) if again else request
 
     # -- request factories ----------------------------------------------------
 
@@ -139,6 +155,12 @@ class ProductSpider(scrapy.Spider):
         @listing_page
         """
         listing = parse_listing(response.selector)
+        if page == 1:
+            if listing.total is None and not listing.product_ids:
+                what = f"{response.status}, no product tiles, no total count"
+                self.not_a_listing(response.request, response.url, what)
+            if self.job.db is not None and self.job.get_meta(FIRST_LISTING_FAILED):
+                self.job.set_meta(FIRST_LISTING_FAILED, False)
         if pages is None:
             if listing.total is None:
                 logger.error("No total count on %s; following the next links", response.url)
@@ -247,6 +269,10 @@ class ProductSpider(scrapy.Spider):
             stats.inc_value(f"plt/{kind}/http_{failure.value.response.status}")
         else:
             stats.inc_value(f"plt/{kind}/failed")
+        if permanent and kind == "listing" and request.cb_kwargs.get("page") == 1:
+            too_large = failure.check(ResponseTooLarge)
+            what = "too large" if too_large else f"HTTP {failure.value.response.status}"
+            self.not_a_listing(request, request.url, what)
         lease_id = request.meta.get(LEASE_KEY)
         if permanent and lease_id is not None and self.job.db is not None:
             self.job.settle(lease_id)
@@ -255,13 +281,34 @@ class ProductSpider(scrapy.Spider):
             # An HttpError's errback output passes through LeaseMiddleware,
             # which would settle the lease: tell it not to.
             request.meta[KEEP_LEASE_KEY] = True
-            logger.error(
-                "%s failed (%s); the next run of this job retries it", request.url, failure.value
-            )
+            # The first page failing to connect is most often a mistyped host.
+            first = kind == "listing" and request.cb_kwargs.get("page") == 1
+            hint = f" Is SHOP_URL ({self.shop_url}) right?" if first else ""
+            msg = "%s failed (%s); the next run of this job retries it.%s"
+            logger.error(msg, request.url, failure.value, hint)
         return
         yield  # an async generator, like the callbacks
 
     # -- helpers ----------------------------------------------------------------
+
+    def not_a_listing(self, request: scrapy.Request | None, url: str, what: str) -> None:
+        """The first listing page is no listing: a wrong SHOP_URL, an anti-bot page,
+        a changed template. Nothing can be crawled, so the crawl stops unfinished.
+        Its request is given up and the job remembers it, so the next run asks for
+        the first page again, at the SHOP_URL it is given then."""
+        lease_id = request.meta.get(LEASE_KEY) if request is not None else None
+        if self.job.db is not None:
+            self.job.set_meta(FIRST_LISTING_FAILED, True)
+            if lease_id is not None:
+                self.job.settle(lease_id)
+        self.crawler.stats.set_value("plt/listing/not_a_listing", url)
+        logger.error(
+            "The first listing page %(url)s is not a listing of the retailer contract "
+            "(%(what)s). Check SHOP_URL (%(shop)s); the job is not finished, and the same "
+            "command tries again.",
+            {"url": url, "what": what, "shop": self.shop_url},
+        )
+        raise CloseSpider(NOT_A_LISTING)
 
     def crawl_date(self) -> str:
         """The job's start, ISO 8601 UTC, the same for every item of the job."""
