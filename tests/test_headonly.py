@@ -154,6 +154,18 @@ def test_streamed_mislabelled_body_falls_back_to_the_whole_body():
     assert mw.process_response(request, response(request, PAGE)).body == HEAD
 
 
+def test_an_error_page_that_showed_the_marker_is_read_as_received():
+    # A withdrawn product's 404 in the site's template: ended at </main>, still a 404.
+    mw = make_mw()
+    request = flagged()
+    wire = gzip.compress(PAGE)
+    mw.headers_received(headers(b"gzip", len(wire)), len(wire), request, None)
+    with pytest.raises(StopDownload):
+        mw.bytes_received(wire[:2000], request, None)
+    out = mw.process_response(request, response(request, wire[:2000], status=404))
+    assert (out.status, out.body) == (404, HEAD)
+
+
 def test_stream_too_large_stops_the_download_and_fails():
     mw = make_mw(DOWNLOAD_MAXSIZE=100_000)
     request = flagged()

@@ -121,13 +121,17 @@ class HeadOnlyMiddleware:
     ) -> Request | Response:
         body = response.body
         self.stats.inc_value("plt/bytes/wire", len(body))
+        # A streamed decoder saw every byte of this body as it arrived; an error
+        # page that showed the marker was ended there too, and is read the same.
         decoder = self._streams.pop(request, None)
         marker = request.meta.get(META_KEY) if response.status == 200 else None
         encoding = _encoding(response.headers)
-        if not body or not is_supported(encoding) or (not marker and encoding == IDENTITY):
-            return response  # nothing to do, or an encoding Scrapy may know
+        if decoder is None and not (body and is_supported(encoding)):
+            return response  # nothing to decode, or an encoding Scrapy may know
+        if decoder is None and encoding == IDENTITY and not marker:
+            return response
         try:
-            if decoder is None or not marker:
+            if decoder is None:
                 marker_bytes = marker.encode() if marker else None
                 decoder = decode(body, encoding, marker_bytes, self._max_size(request))
             elif decoder.max_size and len(decoder.head) > decoder.max_size:
@@ -144,7 +148,7 @@ class HeadOnlyMiddleware:
         # The declared type was that of the encoded body: pick it again, as
         # HttpCompressionMiddleware does after decoding.
         respcls = responsetypes.from_args(headers=headers, url=response.url, body=decoded)
-        flags = [*response.flags, "head"] if marker else response.flags
+        flags = [*response.flags, "head"] if decoder.found else response.flags
         return response.replace(cls=respcls, body=decoded, headers=headers, flags=flags)
 
     def process_exception(
