@@ -6,7 +6,8 @@ from scrapy.exceptions import CloseSpider
 from scrapy.utils.test import get_crawler
 
 from plt.jobstate import STATE_FILE
-from plt.scheduler import LEASE_KEY, JobScheduler, request_from_json, request_to_json
+from plt.requestcodec import request_from_json, request_to_json
+from plt.scheduler import LEASE_KEY, JobScheduler
 from plt.spiders.product import ProductSpider
 
 
