@@ -11,7 +11,9 @@ with a component that silently stopped working after an upgrade.
 
 from __future__ import annotations
 
+import dis
 import functools
+import inspect
 from typing import TYPE_CHECKING, Any
 
 import scrapy
@@ -30,28 +32,29 @@ if TYPE_CHECKING:
 
 TESTED_SCRAPY = "2.19"
 
-# (owner, name, what reads it). An owner's method, or an attribute that one
-# of its methods assigns (instance attributes exist only on instances).
+# (owner, name, what uses it). A name that is a method must be one on the
+# class; an attribute may exist only on instances, so it must be assigned by
+# one of the class's methods.
 NAMES: tuple[tuple[type, str, str], ...] = (
     (Crawler, "_engine", "memory report: the engine before Crawler.engine is set"),
     (ExecutionEngine, "_slot", "governor and lease keeper: wake the engine"),
     (ExecutionEngine, "scraper", "governor and memory report: the scraper's backlog"),
     (ExecutionEngine, "downloader", "governor: concurrency"),
-    (CallLaterOnce, "schedule", "governor and lease keeper: wake the engine"),
+    (CallLaterOnce, "schedule()", "governor and lease keeper: wake the engine"),
     (Downloader, "slots", "governor: per-slot concurrency"),
     (Downloader, "active", "governor and memory report: requests in the downloader"),
     (Downloader, "total_concurrency", "governor: total concurrency"),
-    (Downloader, "_process_queue", "governor: start queued downloads after a raise"),
+    (Downloader, "_process_queue()", "governor: start queued downloads after a raise"),
     (DownloaderSlot, "concurrency", "governor: per-slot concurrency"),
     (DownloaderSlot, "queue", "governor: queued downloads"),
     (Scraper, "slot", "governor and memory report: the scraper's backlog"),
     (ScraperSlot, "queue", "memory report: responses waiting in the scraper"),
     (ScraperSlot, "active", "memory report: responses being parsed"),
     (ScraperSlot, "active_size", "memory report: bytes in the scraper"),
-    (ScraperSlot, "is_idle", "governor: in-flight work drained"),
+    (ScraperSlot, "is_idle()", "governor: in-flight work drained"),
     (Response, "_body", "memory report: body bytes of live responses"),
-    (DeltaFetch, "_get_key", "deltafetch: a request's key"),
-    (DeltaFetch, "_is_enabled_for_request", "deltafetch: DELTAFETCH_ENABLED per request"),
+    (DeltaFetch, "_get_key()", "deltafetch: a request's key"),
+    (DeltaFetch, "_is_enabled_for_request()", "deltafetch: DELTAFETCH_ENABLED per request"),
 )
 
 
@@ -59,20 +62,27 @@ class ScrapyCompatError(RuntimeError):
     """The installed Scrapy lacks a name PLT relies on."""
 
 
+def _exists(owner: type, name: str) -> bool:
+    if name.endswith("()"):
+        return callable(getattr(owner, name[:-2], None))
+    return hasattr(owner, name) or _assigned(owner, name)
+
+
 def _assigned(owner: type, name: str) -> bool:
-    """``name`` is an attribute of ``owner`` or assigned by one of its methods."""
-    if hasattr(owner, name):
-        return True
+    """``self.<name> = ...`` appears in a method of ``owner`` or of its bases."""
     for klass in owner.__mro__:
         for value in vars(klass).values():
-            code = getattr(getattr(value, "__func__", value), "__code__", None)
-            if code is not None and name in code.co_names:
-                return True
+            func = getattr(value, "fget", None) or getattr(value, "__func__", value)
+            if not inspect.isfunction(func):
+                continue
+            for ins in dis.get_instructions(func):
+                if ins.opname == "STORE_ATTR" and ins.argval == name:
+                    return True
     return False
 
 
 def missing(names: tuple[tuple[type, str, str], ...] = NAMES) -> list[str]:
-    return [f"{o.__module__}.{o.__qualname__}.{n}" for o, n, _ in names if not _assigned(o, n)]
+    return [f"{o.__module__}.{o.__qualname__}.{n}" for o, n, _ in names if not _exists(o, n)]
 
 
 @functools.cache
