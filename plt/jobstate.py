@@ -37,6 +37,7 @@ from plt.jobdir import (
     way_out,
     write_failed,
 )
+from plt.jobitems import GIVEN_UP, LEASED, QUEUED, SETTLED, ItemsRecord
 
 logger = logging.getLogger(__name__)
 
@@ -44,7 +45,6 @@ SCHEMA_VERSION = 1
 STATE_FILE = "plt-state.sqlite"
 LOCK_FILE = "plt.lock"
 ITEMS_FILE = "items.jsonl"
-QUEUED, LEASED, SETTLED, GIVEN_UP = 0, 1, 2, 3
 # Meta values a resumed job relies on, and the type each must have.
 _META_TYPES: dict[str, tuple[type, ...]] = {
     "items_offset": (int,),
@@ -72,7 +72,7 @@ CREATE TABLE IF NOT EXISTS exported (product_id INTEGER PRIMARY KEY);
 __all__ = ["JobState", "JobStateError"]
 
 
-class JobState:
+class JobState(ItemsRecord):
     """The state of one job, shared by the scheduler, the spider and the exporter."""
 
     _by_crawler: ClassVar[WeakKeyDictionary[Any, JobState]] = WeakKeyDictionary()
@@ -322,52 +322,3 @@ class JobState:
             (SETTLED, lease_id, LEASED),
         )
         self.leased -= cur.rowcount
-
-    # -- partial items and exports -------------------------------------------
-
-    @guarded_write(None)
-    def put_pending(self, product_id: int, fields: dict[str, Any]) -> None:
-        assert self.db is not None
-        self.db.execute(
-            "INSERT OR REPLACE INTO pending (product_id, data) VALUES (?, ?)",
-            (product_id, ujson.dumps(fields)),
-        )
-
-    def get_pending(self, product_id: int) -> dict[str, Any] | None:
-        assert self.db is not None
-        row = self.db.execute(
-            "SELECT data FROM pending WHERE product_id=?", (product_id,)
-        ).fetchone()
-        return ujson.loads(row[0]) if row else None
-
-    def pending_count(self) -> int:
-        assert self.db is not None
-        return self.db.execute("SELECT COUNT(*) FROM pending").fetchone()[0]
-
-    def is_exported(self, product_id: int) -> bool:
-        assert self.db is not None
-        row = self.db.execute("SELECT 1 FROM exported WHERE product_id=?", (product_id,)).fetchone()
-        return row is not None
-
-    def exported_count(self) -> int:
-        assert self.db is not None
-        return self.db.execute("SELECT COUNT(*) FROM exported").fetchone()[0]
-
-    @guarded_write(None)
-    def mark_exported(self, product_id: int, items_offset: int) -> None:
-        """Called once the product's line is flushed to the items file."""
-        self._record_exports([product_id], items_offset)
-
-    def _record_exports(self, product_ids: list[int], items_offset: int) -> None:
-        assert self.db is not None
-        rows = [(pid,) for pid in product_ids]
-        with self.db:  # one transaction: export, pending and leases agree
-            self.db.execute("BEGIN")
-            self.db.executemany("INSERT OR IGNORE INTO exported (product_id) VALUES (?)", rows)
-            self.db.executemany("DELETE FROM pending WHERE product_id=?", rows)
-            cur = self.db.executemany(
-                "UPDATE requests SET state=?, data=NULL WHERE product_id=? AND state=?",
-                [(SETTLED, pid, LEASED) for pid in product_ids],
-            )
-            self.leased -= max(cur.rowcount, 0)
-            self._set_meta("items_offset", items_offset)
