@@ -29,7 +29,7 @@ from scrapy.exceptions import CloseSpider
 from scrapy.utils.defer import deferred_from_coro
 
 from plt import compat
-from plt.jobdir import FAILED_FILE, record_failed, way_out
+from plt.jobdir import FAILED_FILE, record_failed
 from plt.jobstate import JobState, JobStateError
 from plt.requestcodec import KEEP_LEASE_KEY as KEEP_LEASE_KEY
 from plt.requestcodec import LEASE_KEY, UndecodableRequest, request_from_json, request_to_json
@@ -126,15 +126,14 @@ class JobStateSchedulerMixin:
     def _given_up_error(self, count: int) -> None:
         """Requests given up in this job: it cannot finish, and says so (exit 2)."""
         jobdir = self.state.jobdir
+        listed = f", listed in {jobdir / FAILED_FILE}" if jobdir else ""
         message = (
-            f"{count} requests stored in {self.state.where} cannot be decoded (not "
-            f"JSON, or naming code that is not Scrapy's or the spider's) and were given up"
-            + (f"; they are listed in {jobdir / FAILED_FILE}. " if jobdir else ". ")
-            + "The job cannot finish. "
-            + (way_out(jobdir) if jobdir else "")
+            f"Stored requests that cannot be decoded (not JSON, or naming code that is not "
+            f"Scrapy's or the spider's) were given up: {count} in {self.state.where}{listed}. "
+            f"The job cannot finish: start it over with -s PLT_JOB_RESET=1."
         )
-        logger.error("%s", message.strip())
-        self.stats.set_value("plt/job/state_error", message.strip())
+        logger.error("%s", message)
+        self.stats.set_value("plt/job/state_error", message)
 
     def spider_opened(self, spider: Spider) -> None:
         if self._close_reason:

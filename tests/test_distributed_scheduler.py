@@ -57,5 +57,5 @@ def test_undecodable_requests_are_given_up_and_the_crawl_cannot_finish(
     caplog.clear()
     scheduler.close("finished")
     errors = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
-    assert len(errors) == 1 and "3 requests stored in the Redis crawl undecodable" in errors[0]
+    assert len(errors) == 1 and "given up: 3 in the Redis crawl undecodable" in errors[0]
     assert crawler.stats.get_value("plt/job/state_error") == errors[0]

@@ -144,7 +144,7 @@ def test_a_request_naming_a_module_in_the_job_directory_is_never_imported(shop, 
     set_rows(project_jobdir, {row_id: json.dumps({**json.loads(data), "_class": f"{module}.X"})})
     proc = run_crawl(project_jobdir, shop.url)
     assert not marker.exists()
-    assert_one_line(proc, "1 requests stored in", "PLT_JOB_RESET=1")
+    assert_one_line(proc, "were given up: 1 in", "PLT_JOB_RESET=1")
     assert f"request class '{module}.X' is not one of Scrapy's" in proc.stderr
     assert runs(project_jobdir)[-1]["plt/job/undecodable"] == 1
 
@@ -155,7 +155,7 @@ def test_undecodable_rows_are_given_up_with_one_warning(shop, tmp_path):
     bad = {rows[0][0]: "{garbage", rows[1][0]: pickle.dumps(json.loads(rows[1][1]))}
     set_rows(tmp_path, bad)
     proc = run_crawl(tmp_path, shop.url)
-    error = assert_one_line(proc, "2 requests stored in", str(tmp_path / FAILED_FILE))
+    error = assert_one_line(proc, "were given up: 2 in", str(tmp_path / FAILED_FILE))
     assert "The job cannot finish" in error
     warnings = [line for line in proc.stderr.splitlines() if " WARNING: " in line]
     assert len(warnings) == 1 and "cannot be decoded" in warnings[0]
@@ -164,5 +164,5 @@ def test_undecodable_rows_are_given_up_with_one_warning(shop, tmp_path):
     assert sorted(f["request"] for f in failed) == sorted(bad)
     # Every other request was fetched; running again says the same, at once.
     again = run_crawl(tmp_path, shop.url)
-    assert_one_line(again, "2 requests stored in")
+    assert_one_line(again, "were given up: 2 in")
     assert runs(tmp_path)[-1].get("downloader/request_count", 0) == 0

@@ -123,7 +123,7 @@ def test_undecodable_rows_are_given_up_recorded_and_counted(spider, tmp_path, ca
     caplog.clear()
     scheduler.close("finished")
     errors = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
-    assert len(errors) == 1 and "4 requests stored in" in errors[0]
+    assert len(errors) == 1 and "were given up: 4 in" in errors[0]
     assert str(tmp_path / FAILED_FILE) in errors[0] and "PLT_JOB_RESET=1" in errors[0]
     assert scheduler.stats.get_value("plt/job/state_error") == errors[0]
     again = open_scheduler(spider, tmp_path)
