@@ -45,6 +45,8 @@ SCHEMA_VERSION = 1
 STATE_FILE = "plt-state.sqlite"
 LOCK_FILE = "plt.lock"
 ITEMS_FILE = "items.jsonl"
+# Files a run writes to; each must be writable when it exists.
+JOB_FILES = (LOCK_FILE, ITEMS_FILE, STATE_FILE, STATE_FILE + "-wal", STATE_FILE + "-shm")
 # Meta values a resumed job relies on, and the type each must have.
 _META_TYPES: dict[str, tuple[type, ...]] = {
     "items_offset": (int,),
@@ -139,7 +141,7 @@ class JobState(ItemsRecord):
             return
         path = self.state_path
         try:
-            check_jobdir(self.jobdir, (LOCK_FILE, ITEMS_FILE, STATE_FILE, STATE_FILE + "-wal"))
+            check_jobdir(self.jobdir, JOB_FILES)
             self._lock()
             self._open_db(path)
         except JobStateError:

@@ -67,8 +67,7 @@ def read_only() -> Iterator:
     """Makes a directory and its files read-only, even for root (chattr +i)."""
     made: list[Path] = []
 
-    def make(path: Path) -> None:
-        paths = [path, *path.iterdir()]
+    def make(*paths: Path) -> None:
         if os.geteuid() != 0:
             for p in paths:
                 p.chmod(0o555 if p.is_dir() else 0o444)
@@ -86,11 +85,14 @@ def read_only() -> Iterator:
         p.chmod(0o755 if p.is_dir() else 0o644)
 
 
-def test_read_only_jobdir(shop, tmp_path, read_only):
+@pytest.mark.parametrize("what", ["directory", ITEMS_FILE])
+def test_read_only_jobdir(shop, tmp_path, read_only, what):
     make_job(tmp_path, shop)
-    read_only(tmp_path)
+    path = tmp_path if what == "directory" else tmp_path / what
+    read_only(*([tmp_path, *tmp_path.iterdir()] if what == "directory" else [path]))
     proc = run_crawl(tmp_path, shop.url)
-    assert_one_line(proc, f"The job directory {tmp_path} is read-only", "make it writable")
+    assert_one_line(proc, f"The job directory {tmp_path} is read-only ({path} cannot be written)")
+    assert "make it writable and run the same command again" in proc.stderr
 
 
 def test_a_full_disk_stops_cleanly_and_the_same_command_resumes_exact(shop, tmp_path):

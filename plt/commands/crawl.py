@@ -21,6 +21,7 @@ from scrapy.utils.conf import closest_scrapy_cfg
 
 from plt import compat
 from plt.jobdir import JobStateError, check_jobdir
+from plt.jobstate import JOB_FILES
 
 if TYPE_CHECKING:
     import argparse
@@ -62,7 +63,7 @@ class Command(ScrapyCrawlCommand):
             self.exitcode = USAGE_EXIT
             return
         try:
-            check_jobdir(Path(self.settings["JOBDIR"]))
+            check_jobdir(Path(self.settings["JOBDIR"]), JOB_FILES)
         except JobStateError as exc:
             logger.error("%s", exc)
             self.exitcode = JOB_STATE_ERROR_EXIT
