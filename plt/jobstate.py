@@ -71,8 +71,6 @@ CREATE TABLE IF NOT EXISTS pending (product_id INTEGER PRIMARY KEY, data TEXT NO
 CREATE TABLE IF NOT EXISTS exported (product_id INTEGER PRIMARY KEY);
 """
 
-__all__ = ["JobState", "JobStateError"]
-
 
 class JobState(ItemsRecord):
     """The state of one job, shared by the scheduler, the spider and the exporter."""
