@@ -4,7 +4,10 @@ Registered as the ``jsonl`` format in FEED_EXPORTERS. Each line is built in
 full and written with one call, then flushed, so a killed crawl leaves at most
 one torn last line (which the next run of the job cuts off). On the job's own
 feed (item_export_kwargs ``plt_job_feed``) it records each product as
-exported, in the job state, right after its line is flushed.
+exported, in the job state, right after its line is flushed. When the items
+file or the job state cannot be written (a full disk), the job feed writes
+nothing more: the crawl stops, and what was not recorded is exported again
+when the job resumes.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from typing import IO, TYPE_CHECKING, Any
 import ujson
 from scrapy.exporters import BaseItemExporter
 
+from plt.jobdir import write_failed
 from plt.jobstate import JobState
 
 if TYPE_CHECKING:
@@ -39,6 +43,8 @@ class UjsonLinesExporter(BaseItemExporter):
     def export_item(self, item: Any) -> None:
         fields = dict(self.get_serialized_fields(item))
         state = self.job_state
+        if state is not None and state.write_error is not None:
+            return  # stopping: the item's lease is open, so the next run exports it
         if state is not None and state.db is not None and state.is_exported(fields["product_id"]):
             # Exports run one at a time, so this check cannot race; the
             # pipeline's earlier check can, between two items in flight.
@@ -47,7 +53,14 @@ class UjsonLinesExporter(BaseItemExporter):
             )
             return
         line = ujson.dumps(fields, ensure_ascii=False, escape_forward_slashes=False) + "\n"
-        self.file.write(line.encode(self.encoding))
-        self.file.flush()
+        try:
+            self.file.write(line.encode(self.encoding))
+            self.file.flush()
+        except OSError as exc:
+            if state is None:
+                raise
+            # A torn line is cut off when the job resumes.
+            state.fail(write_failed(getattr(self.file, "name", "the items file"), exc))
+            return
         if state is not None and state.db is not None:
             state.mark_exported(fields["product_id"], self.file.tell())

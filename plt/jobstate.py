@@ -2,21 +2,23 @@
 
 One SQLite database in WAL mode inside the job directory. Every change is a
 committed transaction, so a process killed with SIGKILL at any instant leaves
-a state that the next run reopens as it was. Nothing is pickled: requests are
-stored as JSON, so a job directory cannot smuggle code into the crawler.
+a state that the next run reopens as it was; a write that fails (a full disk)
+stops the crawl with that same state. Nothing is pickled: requests are stored
+as JSON that names no code (plt.requestcodec).
 
 Lease lifecycle of a request row: QUEUED -> LEASED (taken by the scheduler)
--> SETTLED (its outcome is durable). Leases still open when a run starts were
-in flight when the previous run died; they go back to QUEUED.
+-> SETTLED (its outcome is durable), or GIVEN_UP (it cannot be decoded).
+Leases still open when a run starts were in flight when the previous run
+died; they go back to QUEUED.
 """
 
 from __future__ import annotations
 
-import fcntl
 import logging
 import os
 import sqlite3
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, ClassVar
 from weakref import WeakKeyDictionary
@@ -24,6 +26,18 @@ from weakref import WeakKeyDictionary
 import ujson
 
 from plt import itemsfile
+from plt.jobdir import (
+    JobStateError,
+    check_jobdir,
+    check_meta,
+    check_schema,
+    database_error,
+    guarded_write,
+    lock_jobdir,
+    way_out,
+    write_failed,
+)
+from plt.jobitems import GIVEN_UP, LEASED, QUEUED, SETTLED, ItemsRecord
 
 logger = logging.getLogger(__name__)
 
@@ -31,7 +45,15 @@ SCHEMA_VERSION = 1
 STATE_FILE = "plt-state.sqlite"
 LOCK_FILE = "plt.lock"
 ITEMS_FILE = "items.jsonl"
-QUEUED, LEASED, SETTLED = 0, 1, 2
+# Files a run writes to; each must be writable when it exists.
+JOB_FILES = (LOCK_FILE, ITEMS_FILE, STATE_FILE, STATE_FILE + "-wal", STATE_FILE + "-shm")
+# Meta values a resumed job relies on, and the type each must have.
+_META_TYPES: dict[str, tuple[type, ...]] = {
+    "items_offset": (int,),
+    "requeued_total": (int,),
+    "finished": (bool,),
+    "started_at": (str,),
+}
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -50,18 +72,7 @@ CREATE TABLE IF NOT EXISTS exported (product_id INTEGER PRIMARY KEY);
 """
 
 
-class JobStateError(Exception):
-    """The job directory cannot be used; the message says which file and what to do."""
-
-
-def _way_out(jobdir: Path) -> str:
-    return (
-        f"Start the job over with -s PLT_JOB_RESET=1, or choose another "
-        f"JOBDIR (the damaged one can be moved away: {jobdir})."
-    )
-
-
-class JobState:
+class JobState(ItemsRecord):
     """The state of one job, shared by the scheduler, the spider and the exporter."""
 
     _by_crawler: ClassVar[WeakKeyDictionary[Any, JobState]] = WeakKeyDictionary()
@@ -73,7 +84,13 @@ class JobState:
         self._lock_fd: int | None = None
         self.queued = 0
         self.leased = 0
+        self.given_up = 0
         self.requeued_on_open = 0
+        # Set once the state is open: a failed write then stops the crawl
+        # (through on_error) instead of raising at the writer.
+        self.ready = False
+        self.write_error: JobStateError | None = None
+        self.on_error: Callable[[JobStateError], None] | None = None
         self.repaired_bytes = 0
         self.resumed = False
 
@@ -100,6 +117,15 @@ class JobState:
     def items_path(self) -> Path | None:
         return self.jobdir / ITEMS_FILE if self.jobdir else None
 
+    @property
+    def state_path(self) -> Path:
+        return self.jobdir / STATE_FILE if self.jobdir else Path(":memory:")
+
+    @property
+    def where(self) -> str:
+        """Where the requests are stored, for messages."""
+        return str(self.state_path)
+
     # -- opening and closing -------------------------------------------------
 
     def open(self) -> None:
@@ -109,88 +135,65 @@ class JobState:
             self.db = sqlite3.connect(":memory:", isolation_level=None)
             self.db.executescript(_SCHEMA)
             self._init_meta()
+            self.ready = True
             return
-        self.jobdir.mkdir(parents=True, exist_ok=True)
-        self._lock()
-        if self.reset:
-            self._remove_state_files()
-        path = self.jobdir / STATE_FILE
-        self.resumed = path.exists()
+        path = self.state_path
         try:
-            self.db = sqlite3.connect(path, isolation_level=None, timeout=1)
-            self.db.execute("PRAGMA journal_mode=WAL")
-            # NORMAL is durable against process death; only an OS crash can lose
-            # the last commits, which the items file reconciliation then repairs.
-            self.db.execute("PRAGMA synchronous=NORMAL")
-            if self.resumed:
-                self._check_existing(path)
-            self.db.executescript(_SCHEMA)
-            self._init_meta()
+            check_jobdir(self.jobdir, JOB_FILES)
+            self._lock()
+            self._open_db(path)
         except JobStateError:
             self.close()
             raise
         except sqlite3.DatabaseError as exc:
             self.close()
-            raise JobStateError(
-                f"The job state {path} is damaged or not a PLT job state ({exc}). "
-                + _way_out(self.jobdir)
-            ) from None
+            raise database_error(path, exc) from None
+        except OSError as exc:  # a race with check_jobdir, or a full disk
+            self.close()
+            raise write_failed(exc.filename or self.jobdir, exc) from None
+        self.ready = True
+
+    def _open_db(self, path: Path) -> None:
+        assert self.jobdir is not None
+        if self.reset:
+            self._remove_state_files()
+        self.resumed = path.exists()
+        self.db = sqlite3.connect(path, isolation_level=None, timeout=1)
+        self.db.execute("PRAGMA journal_mode=WAL")
+        # NORMAL is durable against process death; only an OS crash can lose
+        # the last commits, which the items file reconciliation then repairs.
+        self.db.execute("PRAGMA synchronous=NORMAL")
+        if self.resumed:
+            check_schema(self.db, path, SCHEMA_VERSION)
+        self.db.executescript(_SCHEMA)
+        self._init_meta()
+        check_meta(self.db, path, _META_TYPES)
+        items = self.jobdir / ITEMS_FILE
         try:
             self.repaired_bytes, new_ids = itemsfile.reconcile(
-                self.jobdir / ITEMS_FILE, self.get_meta("items_offset", 0)
+                items, self.get_meta("items_offset", 0)
             )
         except itemsfile.ItemsFileError as exc:
-            self.close()
-            raise JobStateError(f"{exc} " + _way_out(self.jobdir)) from None
+            raise JobStateError(f"{exc} " + way_out(self.jobdir)) from None
         if new_ids:
-            self._record_exports(new_ids, self.jobdir.joinpath(ITEMS_FILE).stat().st_size)
+            self._record_exports(new_ids, items.stat().st_size)
         elif self.repaired_bytes:
-            self.set_meta("items_offset", (self.jobdir / ITEMS_FILE).stat().st_size)
+            self._set_meta("items_offset", items.stat().st_size)
         cur = self.db.execute("UPDATE requests SET state=? WHERE state=?", (QUEUED, LEASED))
         self.requeued_on_open = cur.rowcount
         if self.requeued_on_open:
-            self.set_meta("requeued_total", self.get_meta("requeued_total", 0) + cur.rowcount)
+            self._set_meta("requeued_total", self.get_meta("requeued_total", 0) + cur.rowcount)
         self._count()
 
     def _lock(self) -> None:
         assert self.jobdir is not None
-        lock_path = self.jobdir / LOCK_FILE
-        fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            owner = os.read(fd, 64).decode(errors="replace").strip() or "unknown"
-            os.close(fd)
-            raise JobStateError(
-                f"The job directory {self.jobdir} is in use by another live process "
-                f"(pid {owner}, lock {lock_path}). Wait for it to finish or stop it; "
-                f"two crawls must not share one JOBDIR."
-            ) from None
-        os.ftruncate(fd, 0)
-        os.write(fd, str(os.getpid()).encode())
-        self._lock_fd = fd
+        self._lock_fd = lock_jobdir(self.jobdir, self.jobdir / LOCK_FILE)
 
     def _remove_state_files(self) -> None:
         assert self.jobdir is not None
         for name in (STATE_FILE, STATE_FILE + "-wal", STATE_FILE + "-shm", ITEMS_FILE):
             (self.jobdir / name).unlink(missing_ok=True)
         logger.info("PLT_JOB_RESET: job state and items removed from %s", self.jobdir)
-
-    def _check_existing(self, path: Path) -> None:
-        assert self.db is not None and self.jobdir is not None
-        if self.db.execute("PRAGMA quick_check").fetchone()[0] != "ok":
-            raise sqlite3.DatabaseError("integrity check failed")
-        tables = {r[0] for r in self.db.execute("SELECT name FROM sqlite_master")}
-        if "meta" not in tables:
-            raise sqlite3.DatabaseError("no meta table")
-        row = self.db.execute("SELECT value FROM meta WHERE key='schema'").fetchone()
-        version = int(row[0]) if row else None
-        if version != SCHEMA_VERSION:
-            raise JobStateError(
-                f"The job state {path} has schema version {version}, this PLT reads "
-                f"version {SCHEMA_VERSION}. Finish that job with the PLT version that "
-                f"started it. " + _way_out(self.jobdir)
-            )
 
     def _init_meta(self) -> None:
         assert self.db is not None
@@ -205,6 +208,15 @@ class JobState:
         counts = dict(self.db.execute("SELECT state, COUNT(*) FROM requests GROUP BY state"))
         self.queued = counts.get(QUEUED, 0)
         self.leased = counts.get(LEASED, 0)
+        self.given_up = counts.get(GIVEN_UP, 0)
+
+    def fail(self, error: JobStateError) -> None:
+        """A write failed: write nothing more, and let the crawl stop (on_error)."""
+        if self.write_error is not None:
+            return
+        self.write_error = error
+        if self.on_error is not None:
+            self.on_error(error)
 
     def close(self) -> None:
         if self.db is not None:
@@ -221,7 +233,11 @@ class JobState:
         row = self.db.execute("SELECT value FROM meta WHERE key=?", (key,)).fetchone()
         return ujson.loads(row[0]) if row else default
 
+    @guarded_write(None)
     def set_meta(self, key: str, value: Any) -> None:
+        self._set_meta(key, value)
+
+    def _set_meta(self, key: str, value: Any) -> None:
         assert self.db is not None
         self.db.execute(
             "INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (key, ujson.dumps(value))
@@ -229,6 +245,7 @@ class JobState:
 
     # -- frontier ------------------------------------------------------------
 
+    @guarded_write(False)
     def add_request(
         self,
         fp: str | None,
@@ -258,6 +275,7 @@ class JobState:
             self.queued += 1
         return added
 
+    @guarded_write(False)
     def add_seen(self, fp: str) -> bool:
         """Record a fingerprint without queueing anything; True when it is new."""
         assert self.db is not None
@@ -267,6 +285,7 @@ class JobState:
         )
         return cur.rowcount > 0
 
+    @guarded_write(None)
     def lease_next(self) -> tuple[int, str] | None:
         assert self.db is not None
         row = self.db.execute(
@@ -280,10 +299,21 @@ class JobState:
         self.leased += 1
         return row
 
+    @guarded_write(None)
     def settle(self, lease_id: int) -> None:
         """The request's outcome is durable: it is never fetched again in this job."""
         assert self.db is not None
         self._settle(lease_id)
+
+    @guarded_write(None)
+    def give_up(self, lease_id: int) -> None:
+        """The leased request cannot be decoded: kept, never fetched, never finished."""
+        assert self.db is not None
+        cur = self.db.execute(
+            "UPDATE requests SET state=? WHERE id=? AND state=?", (GIVEN_UP, lease_id, LEASED)
+        )
+        self.leased -= cur.rowcount
+        self.given_up += cur.rowcount
 
     def _settle(self, lease_id: int) -> None:
         assert self.db is not None
@@ -292,50 +322,3 @@ class JobState:
             (SETTLED, lease_id, LEASED),
         )
         self.leased -= cur.rowcount
-
-    # -- partial items and exports -------------------------------------------
-
-    def put_pending(self, product_id: int, fields: dict[str, Any]) -> None:
-        assert self.db is not None
-        self.db.execute(
-            "INSERT OR REPLACE INTO pending (product_id, data) VALUES (?, ?)",
-            (product_id, ujson.dumps(fields)),
-        )
-
-    def get_pending(self, product_id: int) -> dict[str, Any] | None:
-        assert self.db is not None
-        row = self.db.execute(
-            "SELECT data FROM pending WHERE product_id=?", (product_id,)
-        ).fetchone()
-        return ujson.loads(row[0]) if row else None
-
-    def pending_count(self) -> int:
-        assert self.db is not None
-        return self.db.execute("SELECT COUNT(*) FROM pending").fetchone()[0]
-
-    def is_exported(self, product_id: int) -> bool:
-        assert self.db is not None
-        row = self.db.execute("SELECT 1 FROM exported WHERE product_id=?", (product_id,)).fetchone()
-        return row is not None
-
-    def exported_count(self) -> int:
-        assert self.db is not None
-        return self.db.execute("SELECT COUNT(*) FROM exported").fetchone()[0]
-
-    def mark_exported(self, product_id: int, items_offset: int) -> None:
-        """Called once the product's line is flushed to the items file."""
-        self._record_exports([product_id], items_offset)
-
-    def _record_exports(self, product_ids: list[int], items_offset: int) -> None:
-        assert self.db is not None
-        rows = [(pid,) for pid in product_ids]
-        with self.db:  # one transaction: export, pending and leases agree
-            self.db.execute("BEGIN")
-            self.db.executemany("INSERT OR IGNORE INTO exported (product_id) VALUES (?)", rows)
-            self.db.executemany("DELETE FROM pending WHERE product_id=?", rows)
-            cur = self.db.executemany(
-                "UPDATE requests SET state=?, data=NULL WHERE product_id=? AND state=?",
-                [(SETTLED, pid, LEASED) for pid in product_ids],
-            )
-            self.leased -= max(cur.rowcount, 0)
-            self.set_meta("items_offset", items_offset)

@@ -8,6 +8,12 @@ resumed job re-fetches exactly the requests that were leased when it died.
 
 Deduplication is part of the enqueue (one ``INSERT OR IGNORE`` on the
 fingerprint), so DUPEFILTER_CLASS is not used by this scheduler.
+
+A stored request that cannot be decoded (garbage, or naming code that is not
+Scrapy's or the spider's, see plt.requestcodec) is given up: one warning, the
+``plt/job/undecodable`` stat and a line in ``<JOBDIR>/failed.jsonl``; the job
+then cannot finish. A write that fails (a full disk) stops the crawl with one
+error line; the job resumes exactly once the disk has room.
 """
 
 from __future__ import annotations
@@ -17,13 +23,16 @@ import itertools
 import logging
 from typing import TYPE_CHECKING, Any
 
-import ujson
 from scrapy import signals
 from scrapy.core.scheduler import BaseScheduler
 from scrapy.exceptions import CloseSpider
-from scrapy.utils.request import request_from_dict
+from scrapy.utils.defer import deferred_from_coro
 
+from plt import compat
+from plt.jobdir import FAILED_FILE, record_failed
 from plt.jobstate import JobState, JobStateError
+from plt.requestcodec import KEEP_LEASE_KEY as KEEP_LEASE_KEY
+from plt.requestcodec import LEASE_KEY, UndecodableRequest, request_from_json, request_to_json
 
 if TYPE_CHECKING:
     from scrapy import Request, Spider
@@ -31,9 +40,6 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-LEASE_KEY = "plt_lease"
-# Set by an errback on a request whose failure is worth another run.
-KEEP_LEASE_KEY = "plt_keep_lease"
 # Requests that differ only by this value are not duplicates of each other.
 DEDUPE_SCOPE_KEY = "plt_dedupe_scope"
 
@@ -50,24 +56,6 @@ def dedupe_key(request: Request, fingerprinter: Any) -> str | None:
     return None if request.dont_filter else scoped_fingerprint(request, fingerprinter)
 
 
-def request_to_json(request: Request, spider: Spider) -> str:
-    """JSON, not pickle: bytes fields are carried as latin-1 text."""
-    d = request.to_dict(spider=spider)
-    d["body"] = d["body"].decode("latin-1")
-    d["headers"] = {
-        k.decode("latin-1"): [v.decode("latin-1") for v in vs] for k, vs in d["headers"].items()
-    }
-    d["meta"] = {k: v for k, v in d["meta"].items() if k not in (LEASE_KEY, KEEP_LEASE_KEY)}
-    return ujson.dumps(d, reject_bytes=True)
-
-
-def request_from_json(data: str, spider: Spider) -> Request:
-    d: dict[str, Any] = ujson.loads(data)
-    d["body"] = d["body"].encode("latin-1")
-    d["headers"] = {k: [v.encode("latin-1") for v in vs] for k, vs in d["headers"].items()}
-    return request_from_dict(d, spider=spider)
-
-
 class JobStateSchedulerMixin:
     """What the SQLite and the Redis schedulers share: opening the job state
     with one clear error, closing at once when asked, and a memory fallback."""
@@ -77,11 +65,13 @@ class JobStateSchedulerMixin:
     state: JobState
 
     def _init_job_state(self, crawler: Crawler) -> None:
+        compat.check()  # once per process: Scrapy's private names are all there
         # Requests that cannot be stored as JSON stay in memory, like Scrapy's
         # own fallback; scheduler/unserializable counts them.
         self._memory: list[tuple[int, int, Request]] = []
         self._order = itertools.count()
         self._close_reason: str | None = None
+        self._closing = False
         # CloseSpider raised from open() skips opening the scraper, and closing
         # then fails; raised from spider_opened it closes cleanly.
         crawler.signals.connect(self.spider_opened, signal=signals.spider_opened)
@@ -94,7 +84,56 @@ class JobStateSchedulerMixin:
             self.stats.set_value("plt/job/state_error", str(exc))
             self._close_reason = "job_state_error"
             return False
+        self.state.on_error = self._job_state_failed
         return True
+
+    def _job_state_failed(self, error: JobStateError) -> None:
+        """A write failed mid-crawl: one line, and the crawl stops."""
+        logger.error("%s", error)
+        self.stats.set_value("plt/job/state_error", str(error))
+        if not self._closing:
+            self._closing = True
+            deferred_from_coro(self.crawler.engine.close_spider_async(reason="job_state_error"))
+
+    def _decode(self, lease: Any, data: Any) -> Request | None:
+        """The stored request, or None when it is given up (never imports anything)."""
+        try:
+            request = request_from_json(data, self.spider)
+        except UndecodableRequest as exc:
+            self._give_up(lease, data, exc)
+            return None
+        request.meta[LEASE_KEY] = lease
+        return request
+
+    def _give_up(self, lease: Any, data: Any, exc: UndecodableRequest) -> None:
+        self.state.give_up(lease)
+        excerpt = data[:200] if isinstance(data, (str, bytes)) else data
+        if isinstance(excerpt, bytes):
+            excerpt = excerpt.decode("latin-1")
+        where = record_failed(
+            self.state.jobdir, {"request": lease, "error": str(exc), "data": excerpt}
+        )
+        self.stats.inc_value("plt/job/undecodable")
+        first = self.stats.get_value("plt/job/undecodable") == 1
+        logger.log(
+            logging.WARNING if first else logging.DEBUG,
+            "Stored request %s cannot be decoded (%s); given up%s",
+            lease,
+            exc,
+            f", recorded in {where}" if where else "",
+        )
+
+    def _given_up_error(self, count: int) -> None:
+        """Requests given up in this job: it cannot finish, and says so (exit 2)."""
+        jobdir = self.state.jobdir
+        listed = f", listed in {jobdir / FAILED_FILE}" if jobdir else ""
+        message = (
+            f"Stored requests that cannot be decoded (not JSON, or naming code that is not "
+            f"Scrapy's or the spider's) were given up: {count} in {self.state.where}{listed}. "
+            f"The job cannot finish: start it over with -s PLT_JOB_RESET=1."
+        )
+        logger.error("%s", message)
+        self.stats.set_value("plt/job/state_error", message)
 
     def spider_opened(self, spider: Spider) -> None:
         if self._close_reason:
@@ -162,6 +201,7 @@ class JobScheduler(JobStateSchedulerMixin, BaseScheduler):
             logger.info("New job in %s", state.jobdir)
 
     def close(self, reason: str) -> None:
+        self._closing = True
         state = self.state
         if state.db is None:
             return
@@ -171,6 +211,7 @@ class JobScheduler(JobStateSchedulerMixin, BaseScheduler):
             and not self.has_pending_requests()
             and not state.leased
             and not pending
+            and not state.given_up
         )
         if finished:
             state.set_meta("finished", True)
@@ -183,7 +224,9 @@ class JobScheduler(JobStateSchedulerMixin, BaseScheduler):
                 state.exported_count(),
                 state.items_path,
             )
-            if reason == "finished" and (state.leased or pending):
+            if reason == "finished" and state.given_up:
+                self._given_up_error(state.given_up)
+            elif reason == "finished" and (state.leased or pending):
                 self.stats.set_value("plt/job/incomplete", state.leased or pending)
                 logger.warning(
                     "%d requests failed for now (network or server errors); run the "
@@ -228,12 +271,12 @@ class JobScheduler(JobStateSchedulerMixin, BaseScheduler):
     def next_request(self) -> Request | None:
         if self._memory:
             return self._next_from_memory()
-        row = self.state.lease_next()
-        if row is None:
-            return None
-        lease_id, data = row
-        request = request_from_json(data, self.spider)
-        request.meta[LEASE_KEY] = lease_id
+        request = None
+        while request is None:
+            row = self.state.lease_next()
+            if row is None:
+                return None
+            request = self._decode(*row)
         self.stats.inc_value("scheduler/dequeued/disk")
         self.stats.inc_value("scheduler/dequeued")
         return request

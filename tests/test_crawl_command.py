@@ -61,6 +61,18 @@ def old_version(jobdir: Path) -> Path:
     return path
 
 
+def set_meta(key: str, value: str):
+    def damage(jobdir: Path) -> Path:
+        path = jobdir / STATE_FILE
+        db = sqlite3.connect(path)
+        db.execute("UPDATE meta SET value=? WHERE key=?", (value, key))
+        db.commit()
+        db.close()
+        return path
+
+    return damage
+
+
 def bad_items(jobdir: Path) -> Path:
     path = jobdir / ITEMS_FILE
     with path.open("ab") as f:
@@ -80,6 +92,8 @@ def cut_items(jobdir: Path) -> Path:
         (garbage, "damaged or not a PLT job state"),
         (truncated, "damaged or not a PLT job state"),
         (old_version, "schema version 0"),
+        (set_meta("items_offset", '"abc"'), "items_offset='\"abc\"' that is not a number"),
+        (set_meta("started_at", "{garbage"), "started_at='{garbage' that is not valid"),
         (bad_items, "not a product item"),
         (cut_items, "truncated or replaced"),
     ],

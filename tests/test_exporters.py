@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import errno
 import io
 
 import ujson
@@ -38,3 +39,27 @@ def test_job_feed_records_the_export_after_the_line(tmp_path):
         assert state.is_exported(5)
         assert state.get_meta("items_offset") == f.tell()
     assert state.get_pending(5) is None
+
+
+class FullDisk(io.BytesIO):
+    name = "/jobs/x/items.jsonl"
+
+    def write(self, data: bytes) -> int:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+
+def test_a_full_disk_stops_the_job_feed_with_one_error(tmp_path):
+    state = JobState(tmp_path)
+    state.open()
+    errors: list = []
+    state.on_error = errors.append
+    exporter = UjsonLinesExporter(FullDisk(), job_state=state)
+    exporter.export_item({"product_id": 5})
+    exporter.export_item({"product_id": 6})  # not tried again
+    assert len(errors) == 1
+    assert "Cannot write /jobs/x/items.jsonl ([Errno 28] No space left on device)" in str(errors[0])
+    assert not state.is_exported(5)
+    # Nothing else is exported while the crawl stops, even where there is room.
+    out = io.BytesIO()
+    UjsonLinesExporter(out, job_state=state).export_item({"product_id": 7})
+    assert out.getvalue() == b""

@@ -1,10 +1,13 @@
 from __future__ import annotations
 
+import os
 import sqlite3
+from pathlib import Path
+from typing import Any
 
 import pytest
 
-from plt.jobstate import ITEMS_FILE, STATE_FILE, JobState, JobStateError
+from plt.jobstate import ITEMS_FILE, LOCK_FILE, STATE_FILE, JobState, JobStateError
 
 
 def opened(jobdir, **kwargs) -> JobState:
@@ -153,4 +156,95 @@ def test_a_retry_replaces_its_lease_in_one_step(tmp_path):
     state = opened(tmp_path)
     assert state.requeued_on_open == 0
     assert state.lease_next()[1] == "stock retry"
+    assert state.lease_next() is None
+
+
+def fill_up(state: JobState) -> list[Any]:
+    """Cap the database at its current size (a full disk); the errors it reports."""
+    errors: list[Any] = []
+    state.on_error = errors.append
+    pages = state.db.execute("PRAGMA page_count").fetchone()[0]
+    state.db.execute(f"PRAGMA max_page_count={pages}")
+    return errors
+
+
+def test_a_full_disk_stops_writing_and_keeps_what_was_committed(tmp_path):
+    state = opened(tmp_path)
+    state.add_request("first", 0, "one", None)
+    lease_id, _ = state.lease_next()
+    errors = fill_up(state)
+    added = [state.add_request(f"fp{i}", 0, "x" * 500, None) for i in range(100)]
+    assert not all(added)  # SQLite refused a write: SQLITE_FULL
+    assert len(errors) == 1
+    assert "database or disk is full" in str(errors[0])
+    assert str(tmp_path / STATE_FILE) in str(errors[0])
+    assert "run the same command again" in str(errors[0])
+    # Nothing more is written, nothing raises at the writers.
+    assert not state.add_request("later", 0, "y", None)
+    state.settle(lease_id)
+    state.put_pending(7, {"product_id": 7})
+    state.mark_exported(7, 0)
+    state.set_meta("finished", True)
+    assert state.lease_next() is None
+    assert len(errors) == 1
+    stored = sum(added) + 1
+    state.close()
+    # The job reopens as a kill at that instant would have left it.
+    state = opened(tmp_path)
+    assert state.write_error is None
+    assert state.queued == stored
+    assert state.requeued_on_open == 1  # the lease was never settled
+    assert state.get_pending(7) is None and not state.get_meta("finished")
+
+
+def test_a_jobdir_that_is_a_file(tmp_path):
+    path = tmp_path / "job"
+    path.write_text("not a directory")
+    with pytest.raises(JobStateError, match="is a file, not a directory"):
+        opened(path)
+
+
+def test_a_read_only_lock_file(tmp_path, monkeypatch):
+    opened(tmp_path).close()
+    real_access = os.access
+    lock = tmp_path / LOCK_FILE
+    monkeypatch.setattr(os, "access", lambda p, mode: Path(p) != lock and real_access(p, mode))
+    with pytest.raises(JobStateError, match="is read-only") as info:
+        opened(tmp_path)
+    assert str(lock) in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "words"),
+    [
+        ("items_offset", '"abc"', "items_offset='\"abc\"' that is not a number"),
+        ("items_offset", "-5", "not a number"),
+        ("items_offset", "true", "not a number"),
+        ("requeued_total", "1.5", "not a number"),
+        ("finished", '"yes"', "finished='\"yes\"' that is not valid"),
+        ("started_at", "{not json", "not valid"),
+    ],
+)
+def test_meta_values_of_the_wrong_type(tmp_path, key, value, words):
+    opened(tmp_path).close()
+    db = sqlite3.connect(tmp_path / STATE_FILE)
+    db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (key, value))
+    db.commit()
+    db.close()
+    with pytest.raises(JobStateError, match="PLT_JOB_RESET=1") as info:
+        opened(tmp_path)
+    assert words in str(info.value) and str(tmp_path / STATE_FILE) in str(info.value)
+
+
+def test_a_given_up_request_is_never_queued_again(tmp_path):
+    state = opened(tmp_path)
+    state.add_request("a", 0, "garbage", None)
+    state.add_request("b", 0, "fine", None)
+    lease_id, _ = state.lease_next()
+    state.give_up(lease_id)
+    assert (state.queued, state.leased, state.given_up) == (1, 0, 1)
+    state.close()
+    state = opened(tmp_path)
+    assert state.given_up == 1 and state.requeued_on_open == 0
+    assert state.lease_next()[1] == "fine"
     assert state.lease_next() is None

@@ -1,12 +1,18 @@
 from __future__ import annotations
 
+import json
+import logging
+import pickle
+
 import pytest
 from scrapy import Request
 from scrapy.exceptions import CloseSpider
 from scrapy.utils.test import get_crawler
 
+from plt.jobdir import FAILED_FILE
 from plt.jobstate import STATE_FILE
-from plt.scheduler import LEASE_KEY, JobScheduler, request_from_json, request_to_json
+from plt.requestcodec import request_from_json, request_to_json
+from plt.scheduler import LEASE_KEY, JobScheduler
 from plt.spiders.product import ProductSpider
 
 
@@ -87,3 +93,39 @@ def test_damaged_job_closes_with_a_reason(tmp_path):
         scheduler.spider_opened(spider)
     assert info.value.reason == "job_state_error"
     assert STATE_FILE in scheduler.stats.get_value("plt/job/state_error")
+
+
+def test_undecodable_rows_are_given_up_recorded_and_counted(spider, tmp_path, caplog):
+    scheduler = open_scheduler(spider, tmp_path)
+    spider = scheduler.spider
+    good = spider.product_request("http://shop.test/product/a-7", 7)
+    stored = json.loads(request_to_json(good, spider))
+    state = scheduler.state
+    rows = {
+        "garbage": "{not json",
+        "pickle": pickle.dumps(good.to_dict(spider=spider)),
+        "evil": json.dumps({**stored, "_class": "jobs.evil.X"}),
+        "renamed": json.dumps({**stored, "callback": "parse_old"}),
+    }
+    for fp, data in rows.items():
+        state.add_request(fp, 50, data, None)
+    assert scheduler.enqueue_request(good)
+    with caplog.at_level(logging.DEBUG, logger="plt.scheduler"):
+        assert scheduler.next_request().url == good.url  # past the four bad rows
+        assert scheduler.next_request() is None
+    warnings = [r for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warnings) == 1 and "cannot be decoded" in warnings[0].getMessage()
+    assert scheduler.stats.get_value("plt/job/undecodable") == 4
+    failed = [json.loads(line) for line in (tmp_path / FAILED_FILE).read_text().splitlines()]
+    assert [f["request"] for f in failed] == [1, 2, 3, 4]
+    assert "not JSON" in failed[0]["error"] and "jobs.evil.X" in failed[2]["error"]
+    # The job cannot finish: one error line, and the crawl command exits 2.
+    caplog.clear()
+    scheduler.close("finished")
+    errors = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
+    assert len(errors) == 1 and "were given up: 4 in" in errors[0]
+    assert str(tmp_path / FAILED_FILE) in errors[0] and "PLT_JOB_RESET=1" in errors[0]
+    assert scheduler.stats.get_value("plt/job/state_error") == errors[0]
+    again = open_scheduler(spider, tmp_path)
+    assert again.state.given_up == 4 and not again.state.get_meta("finished")
+    again.close("shutdown")

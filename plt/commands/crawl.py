@@ -5,15 +5,18 @@ Without ``-s JOBDIR=...`` a crawl runs as the day's job,
 command resumes it. A setting the crawl cannot run with (plt.errors.ConfigError)
 is reported on one line, ``error: <message>``, with exit status 1, before
 anything is fetched. A crawl that stops because its job directory cannot be
-used exits with status 2; one that ran out of work with requests that failed
-for now (network or server errors, kept for the next run) exits with 3; one
-whose first listing page was no listing (a wrong SHOP_URL, an anti-bot page)
-exits with 4.
+used (damaged, a file, read-only, a full disk) exits with status 2, with one
+line that names the file and what to do; the directory is checked before the
+crawler starts. One that ran out of work with requests that failed for now
+(network or server errors, kept for the next run) exits with 3; one whose
+first listing page was no listing (a wrong SHOP_URL, an anti-bot page) exits
+with 4.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import sys
 import time
 from pathlib import Path
@@ -26,12 +29,18 @@ from scrapy.utils.conf import closest_scrapy_cfg
 from twisted.internet.defer import Deferred
 from twisted.python.failure import Failure
 
+from plt import compat
 from plt.errors import ConfigError
+from plt.jobdir import JobStateError, check_jobdir
+from plt.jobstate import JOB_FILES
 from plt.spiders.product import NOT_A_LISTING
 
 if TYPE_CHECKING:
     import argparse
 
+    from scrapy.crawler import Crawler
+
+logger = logging.getLogger(__name__)
 
 CONFIG_ERROR_EXIT = 1
 JOB_STATE_ERROR_EXIT = 2
@@ -95,27 +104,31 @@ class Command(ConfigCheck, ScrapyCrawlCommand):
             return
         if not self.settings.get("JOBDIR"):
             self.settings.set("JOBDIR", str(default_jobdir(args[0])), priority="command")
+        try:
+            compat.check()
+        except compat.ScrapyCompatError as exc:
+            logger.error("%s", exc)
+            self.exitcode = CONFIG_ERROR_EXIT
+            return
+        try:
+            check_jobdir(Path(self.settings["JOBDIR"]), JOB_FILES)
+        except JobStateError as exc:
+            logger.error("%s", exc)
+            self.exitcode = JOB_STATE_ERROR_EXIT
+            return
         self._config_error: ConfigError | None = None
+        # Scrapy's own run(), through the public CrawlerProcess API, keeping the crawler.
         assert self.crawler_process is not None
         crawler = self.crawler_process.create_crawler(args[0])
         self._watch(self.crawler_process.crawl(crawler, **opts.spargs))
         self.crawler_process.start()
         if self.crawler_process.bootstrap_failed:
-            self.exitcode = 1
+            self.exitcode = CONFIG_ERROR_EXIT
         if self._config_error is not None:
             print_error(self._config_error)
             self.exitcode = CONFIG_ERROR_EXIT
             return
-        try:
-            reason = crawler.stats.get_value("finish_reason")
-        except RuntimeError:  # the crawl never started
-            return
-        if reason == "job_state_error":
-            self.exitcode = JOB_STATE_ERROR_EXIT
-        elif reason == NOT_A_LISTING:
-            self.exitcode = NOT_A_LISTING_EXIT
-        elif crawler.stats.get_value("plt/job/incomplete"):
-            self.exitcode = JOB_INCOMPLETE_EXIT
+        self.exitcode = self.exitcode or job_exit_status(crawler)
 
     def _watch(self, crawl: Any) -> None:
         """Keep a ConfigError that fails the crawl (an add-on's, once spider
@@ -142,3 +155,18 @@ class Command(ConfigCheck, ScrapyCrawlCommand):
             asyncio.get_running_loop().call_exception_handler(
                 {"message": "Task exception was never retrieved", "exception": exc, "future": task}
             )
+
+
+def job_exit_status(crawler: Crawler) -> int:
+    """2: the job directory could not be used; 4: no listing; 3: requests failed for now."""
+    try:
+        reason = crawler.stats.get_value("finish_reason")
+    except RuntimeError:  # the crawl never started
+        return 0
+    if reason == "job_state_error" or crawler.stats.get_value("plt/job/state_error"):
+        return JOB_STATE_ERROR_EXIT
+    if reason == NOT_A_LISTING:
+        return NOT_A_LISTING_EXIT
+    if crawler.stats.get_value("plt/job/incomplete"):
+        return JOB_INCOMPLETE_EXIT
+    return 0

@@ -26,6 +26,7 @@ from scrapy import signals
 from scrapy.exceptions import DontCloseSpider, NotConfigured
 from scrapy.utils.asyncio import create_looping_call
 
+from plt import compat
 from plt.distributed.state import DEFAULT_LEASE_SECONDS, RedisJobState
 from plt.jobstate import JobState
 
@@ -80,9 +81,8 @@ class LeaseKeeper:
                 loop.stop()
 
     def poll(self) -> None:
-        slot = getattr(self.crawler.engine, "_slot", None)
-        nextcall = getattr(slot, "nextcall", None)
-        if nextcall is None or self.state.db is None:
+        engine = self.crawler.engine
+        if not compat.engine_can_wake(engine) or self.state.db is None:
             return
         try:
             queued = self.state.store.queued()
@@ -90,7 +90,7 @@ class LeaseKeeper:
             logger.warning("Redis: %s", exc)
             return
         if queued:
-            nextcall.schedule()  # the engine's own "look at the scheduler now"
+            compat.wake_engine(engine)  # the engine's own "look at the scheduler now"
 
     def tick(self) -> None:
         if self.state.db is None:

@@ -163,7 +163,8 @@ return #ms
 """
 )
 
-# The crawl's counters; marks it finished, once, when nothing is left anywhere.
+# The crawl's counters; marks it finished, once, when nothing is left anywhere
+# (and no request was given up: that crawl can never finish).
 # KEYS: queue, leases, failed, pending, meta, exported
 STATUS = (
     _NOW
@@ -173,7 +174,8 @@ local l = redis.call('ZCARD', KEYS[2])
 local f = redis.call('SCARD', KEYS[3])
 local p = redis.call('HLEN', KEYS[4])
 local seeded = redis.call('HGET', KEYS[5], 'seeded') and 1 or 0
-if q == 0 and l == 0 and f == 0 and seeded == 1 then
+local given_up = redis.call('HGET', KEYS[5], 'given_up') and 1 or 0
+if q == 0 and l == 0 and f == 0 and seeded == 1 and given_up == 0 then
   if redis.call('HSETNX', KEYS[5], 'finished', 'true') == 1 then
     redis.call('HSET', KEYS[5], 'finished_at', tostring(now))
   end

@@ -6,7 +6,8 @@ Here the seen check and the enqueue are one atomic step, a pop moves the
 request into the lease set (with an expiry that its worker keeps renewing),
 and only a durable outcome settles it; see plt.distributed.lua.
 
-Requests are stored as JSON (plt.scheduler's codec), never pickled.
+Requests are stored as JSON (plt.requestcodec), never pickled, and a stored
+request that names code other than Scrapy's or the spider's is given up.
 """
 
 from __future__ import annotations
@@ -21,13 +22,8 @@ from scrapy_redis.scheduler import Scheduler
 from plt.distributed.merge import finish_job
 from plt.distributed.state import RedisJobState
 from plt.jobstate import JobState, JobStateError
-from plt.scheduler import (
-    LEASE_KEY,
-    JobStateSchedulerMixin,
-    request_from_json,
-    request_to_json,
-    scoped_fingerprint,
-)
+from plt.requestcodec import LEASE_KEY, request_from_json, request_to_json
+from plt.scheduler import JobStateSchedulerMixin, scoped_fingerprint
 
 if TYPE_CHECKING:
     from scrapy import Request, Spider
@@ -86,6 +82,15 @@ class LeaseQueue(PriorityQueue):
         return self.state.push(fp, request.priority, data, replaces, seed)
 
     def pop(self, timeout: int = 0) -> Request | None:
+        row = self.lease()
+        if row is None:
+            return None
+        request = self._decode_request(row[1])
+        self.hold(row[0], request)
+        return request
+
+    def lease(self) -> tuple[str, str] | None:
+        """Lease the next stored request: (lease, data), not decoded yet."""
         row = self.state.lease_next()
         if row is None:
             return None
@@ -93,11 +98,12 @@ class LeaseQueue(PriorityQueue):
         if data is None:  # settled by another worker between the two steps
             self.state.settle(lease)
             return None
-        request = self._decode_request(data)
+        return lease, data
+
+    def hold(self, lease: str, request: Request) -> None:
         request.meta[LEASE_KEY] = lease
         product_id = request.cb_kwargs.get("product_id")
         self.state.held[lease] = product_id if isinstance(product_id, int) else None
-        return request
 
     def clear(self) -> None:
         self.state.store.reset()
@@ -164,6 +170,8 @@ class RedisScheduler(JobStateSchedulerMixin, Scheduler):
         self.stats.set_value("plt/pending_items", status.pending)
         if reason == "finished" and status.failed:
             self.stats.set_value("plt/job/incomplete", status.failed)
+        if reason == "finished" and (given_up := state.given_up_total()):
+            self._given_up_error(given_up)
         if self._close_reason == "finished":
             pass  # finished before this worker started: nothing new to merge
         elif status.done:
@@ -226,8 +234,13 @@ class RedisScheduler(JobStateSchedulerMixin, Scheduler):
     def next_request(self) -> Request | None:
         if self._memory:
             return self._next_from_memory()
-        request = self.queue.pop() if self.state.db is not None else None
-        if request is not None:
-            self.stats.inc_value("scheduler/dequeued/redis")
-            self.stats.inc_value("scheduler/dequeued")
+        request = None
+        while request is None:
+            row = self.queue.lease() if self.state.db is not None else None
+            if row is None:
+                return None
+            request = self._decode(*row)  # None: given up
+        self.queue.hold(row[0], request)
+        self.stats.inc_value("scheduler/dequeued/redis")
+        self.stats.inc_value("scheduler/dequeued")
         return request

@@ -226,6 +226,20 @@ class RedisJobState(JobState):
         self.held.pop(lease_id, None)
         self.store.settle([lease_id])
 
+    def give_up(self, lease_id: Any) -> None:
+        """An undecodable request: settled, and counted so that no run finishes silently."""
+        self.settle(lease_id)
+        self.server.hincrby(self.keys.meta, "given_up", 1)  # its JSON is a plain int
+        self.given_up += 1
+
+    def given_up_total(self) -> int:
+        value = self.get_meta("given_up", 0)
+        return value if isinstance(value, int) else 0
+
+    @property
+    def where(self) -> str:
+        return f"the Redis crawl {self.job}"
+
     def renew(self) -> int:
         """Extend this worker's leases; forget those another worker took over."""
         lost = self.store.renew(self.worker, self.lease_seconds, list(self.held))

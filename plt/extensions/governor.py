@@ -20,7 +20,7 @@ from scrapy import signals
 from scrapy.exceptions import NotConfigured
 from scrapy.utils.asyncio import create_looping_call
 
-from plt import memory
+from plt import compat, memory
 
 if TYPE_CHECKING:
     from typing import Self
@@ -255,9 +255,7 @@ class MemoryGovernor:
 
     def _drained(self) -> bool:
         engine = self.crawler.engine
-        scraper_slot = getattr(getattr(engine, "scraper", None), "slot", None)
-        idle = scraper_slot is None or scraper_slot.is_idle()
-        return idle and not engine.downloader.active
+        return compat.scraper_idle(engine) and not compat.downloads_in_flight(engine.downloader)
 
     def _resume(self, now: float) -> None:
         self.paused = False
@@ -265,21 +263,17 @@ class MemoryGovernor:
         self._pause_started = None
         engine = self.crawler.engine
         engine.unpause()
-        # Without a nudge the engine would wait for its 5 s heartbeat.
-        slot = getattr(engine, "_slot", None)
-        if slot is not None and getattr(slot, "nextcall", None) is not None:
-            slot.nextcall.schedule()
+        compat.wake_engine(engine)  # or it waits for its 5 s heartbeat
         logger.debug("Memory governor: resuming new requests", extra={"crawler": self.crawler})
 
     def _apply(self) -> None:
         """Push the target into the downloader: total and per-slot concurrency."""
         downloader = self.crawler.engine.downloader
         downloader.total_concurrency = self.target
-        slots = downloader.slots
+        slots = compat.downloader_slots(downloader)
         for key in list(self._slot_max):
             if key not in slots:
                 del self._slot_max[key]  # garbage-collected by the downloader
-        process_queue = getattr(downloader, "_process_queue", None)
         for key, slot in list(slots.items()):
             # First sight of a slot is before any change by us: its own maximum.
             top = self._slot_max.setdefault(key, slot.concurrency)
@@ -287,8 +281,9 @@ class MemoryGovernor:
             if new != slot.concurrency:
                 raised = new > slot.concurrency
                 slot.concurrency = new
-                if raised and slot.queue and process_queue is not None:
-                    process_queue(slot)  # start queued downloads now, not at the next finish
+                if raised and slot.queue:
+                    # Start queued downloads now, not at the next finish.
+                    compat.start_queued_downloads(downloader, slot)
         self.stats.set_value(STAT + "concurrency", 0 if self.paused else self.target)
 
     def _trim_due(self, now: float) -> bool:

@@ -22,7 +22,7 @@ from scrapy.exceptions import NotConfigured
 from scrapy.utils.asyncio import create_looping_call
 from scrapy.utils.trackref import live_refs
 
-from plt import memory
+from plt import compat, memory
 from plt.svgplot import memory_chart_png, memory_chart_svg
 
 if TYPE_CHECKING:
@@ -77,7 +77,7 @@ def live_objects() -> list[dict[str, Any]]:
         if not objs:
             continue
         # Bodies are plain bytes, so their size is cheap to sum.
-        size = sum(len(b) for o, _ in objs if isinstance(b := getattr(o, "_body", None), bytes))
+        size = sum(len(b) for o, _ in objs if (b := compat.body_of(o)) is not None)
         age = round((now - min(t for _, t in objs)) / 1e9, 1)
         rows.append(
             {"type": cls.__name__, "count": len(objs), "oldest_age_s": age, "body_bytes": size}
@@ -170,18 +170,13 @@ class MemoryReport:
     def engine_state(self) -> dict[str, Any]:
         """Backlogs that hold response bodies or requests; empty before/after the crawl."""
         state: dict[str, Any] = {}
-        # Crawler.engine raises before the crawl starts; _engine is the documented fallback.
-        engine = getattr(self.crawler, "_engine", None)
+        engine = compat.engine_of(self.crawler)
         if engine is None:
             return state
-        slot = getattr(getattr(engine, "scraper", None), "slot", None)
-        if slot is not None:
-            state["scraper_queued"] = len(slot.queue)
-            state["scraper_active"] = len(slot.active)
-            state["scraper_bytes"] = slot.active_size
+        state.update(compat.scraper_backlog(engine))
         downloader = getattr(engine, "downloader", None)
         if downloader is not None:
-            state["downloader_active"] = len(downloader.active)
+            state["downloader_active"] = compat.downloads_in_flight(downloader)
         scheduler = getattr(engine, "scheduler", None)
         if scheduler is not None:
             with contextlib.suppress(TypeError):  # schedulers need not define __len__

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 from scrapy import Request
 from scrapy_deltafetch.middleware import DeltaFetch
 
+from plt import compat
 from plt.jobstate import JobState
 
 if TYPE_CHECKING:
@@ -59,8 +60,8 @@ class ExportedDeltaFetch(DeltaFetch):
             if (
                 isinstance(obj, Request)
                 and "deltafetch_key" in obj.meta
-                and self._is_enabled_for_request(obj)
-                and self._get_key(obj) in self.db
+                and compat.deltafetch_enabled_for(self, obj)
+                and compat.deltafetch_key(self, obj) in self.db
             ):
                 logger.debug("Ignoring already exported: %s", obj)
                 self.stats.inc_value("deltafetch/skipped")
