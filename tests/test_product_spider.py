@@ -175,3 +175,27 @@ def test_the_page_id_keys_the_rest_when_it_differs_from_the_listing(spider):
     assert stock.cb_kwargs["product_id"] == 17
     assert spider.job.get_pending(17) is not None and spider.job.get_pending(99) is None
     assert spider.crawler.stats.get_value("plt/product/id_changed") == 1
+
+
+def test_a_resumed_job_restores_its_total_and_what_earlier_runs_finished(spider, tmp_path):
+    # First run: the listing's total and a withdrawn product go to the job state.
+    first = spider.listing_request(1)
+    collect(spider.parse_listing(html(first, "listing-1.html"), page=1))
+    product = spider.product_request("http://shop.test:8800/product/x-5", 5)
+    collect(spider.parse_product(html(product, "listing-last.html", 404), 5))
+    spider.job.mark_exported(17, 100)
+    spider.job.mark_exported(23, 200)
+    # The next run (same job state) starts with both back in its stats.
+    crawler = get_crawler(ProductSpider, {"SHOP_URL": "http://shop.test:8800"})
+    crawler.stats.open_spider()
+    resumed = ProductSpider.from_crawler(crawler)
+    resumed.job = spider.job
+    collect(resumed.start())
+    assert crawler.stats.get_value("plt/products/total") == 20_103
+    assert crawler.stats.get_value("plt/products/done_before") == 3  # 2 exported, 1 withdrawn
+
+
+def test_a_new_job_starts_from_nothing(spider):
+    collect(spider.start())
+    assert spider.crawler.stats.get_value("plt/products/total") is None
+    assert spider.crawler.stats.get_value("plt/products/done_before") == 0
