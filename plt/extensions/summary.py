@@ -116,7 +116,8 @@ class JobSummary:
             if not failed:
                 return "finished", None
             causes = top_causes(stats)
-            state = f"incomplete: {failed:,} requests failed for now"
+            plural = "s" if failed != 1 else ""
+            state = f"incomplete: {failed:,} request{plural} failed for now"
             state += f" (retried for {causes})" if causes else " (network or server errors)"
             if "DNSLookupError" in causes:
                 return state, f"check the host in SHOP_URL, then {again}"
