@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
@@ -48,6 +49,17 @@ def _label(values: Sequence[str | None]) -> str:
 def _nan(values: Sequence[float | None]) -> list[float]:
     # None (not known then) breaks the line instead of dropping it to zero.
     return [float("nan") if v is None else float(v) for v in values]
+
+
+def concurrency_height(memory_ticks: Sequence[float], memory_top: float) -> float:
+    """Where the top concurrency goes, as a fraction of the axis height.
+
+    Halfway between two memory ticks (the pair nearest 70 %), so the highest
+    concurrency step never lines up with a memory level it could be read as.
+    """
+    fractions = sorted(t / memory_top for t in memory_ticks if 0 <= t <= memory_top)
+    mids = [(a + b) / 2 for a, b in pairwise(fractions)]
+    return min(mids, key=lambda m: abs(m - 0.7), default=0.7)
 
 
 def figure(runs: list[dict[str, Any]], job: str) -> Figure:
@@ -109,7 +121,7 @@ def figure(runs: list[dict[str, Any]], job: str) -> Figure:
     ax.grid(True, axis="x", color="#e6e6e6")
     ax.grid(False, axis="y")
     ax2.grid(False)
-    ax2.set_ylim(0, top_concurrency * 1.3)
+    ax2.set_ylim(0, top_concurrency / concurrency_height(ax.get_yticks(), top * 1.12))
     ax2.yaxis.set_major_locator(MaxNLocator(integer=True))
     ax2.set_ylabel("concurrency (requests in flight)", color=CONCURRENCY_COLOR)
     ax2.tick_params(axis="y", colors=CONCURRENCY_COLOR)

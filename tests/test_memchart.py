@@ -104,3 +104,23 @@ def test_a_job_with_no_whole_run_is_an_error(tmp_path):
     (tmp_path / memsamples.SAMPLES_FILE).write_text('{"run": 1, "t": [0, 1]')  # torn
     with pytest.raises(memchart.ChartError, match="no memory samples"):
         memchart.draw(tmp_path)
+
+
+def test_the_top_concurrency_sits_between_memory_ticks(tmp_path):
+    # The case that read as a threshold: 64 requests level with 800 MiB.
+    jobdir = tmp_path / "j"
+    jobdir.mkdir()
+    add_run(jobdir, "finished", 20.0, [90, 110, 120], [64, 64, 64])
+    fig = memchart.figure(memsamples.read_runs(jobdir), "j")
+    memory_ax, concurrency_ax = fig.axes
+    top = memory_ax.get_ylim()[1]
+    ticks = [t / top for t in memory_ax.get_yticks() if 0 <= t <= top]
+    height = 64 / concurrency_ax.get_ylim()[1]
+    gap = min(abs(height - t) for t in ticks)
+    assert gap == pytest.approx((ticks[1] - ticks[0]) / 2)
+
+
+def test_concurrency_height():
+    assert memchart.concurrency_height([0, 200, 400, 600, 800, 1000], 1000) == 0.7
+    assert memchart.concurrency_height([0, 500, 1000], 1000) == 0.75
+    assert memchart.concurrency_height([], 1000) == 0.7

@@ -80,11 +80,13 @@ def test_top_causes():
 def test_a_finished_job(tmp_path):
     ext, jobdir = make(tmp_path)
     (jobdir / "items.jsonl").write_text("{}\n" * 2991)
-    lines = ext.lines({"finish_reason": "finished", "item_scraped_count": 1891})
+    stats = {"finish_reason": "finished", "item_scraped_count": 1891}
+    assert ext.lines(stats)[2] == "  products  2,991 in the job, 1,891 of them new this run"
+    lines = ext.lines({**stats, "plt/products/total": 3000})
     assert lines == [
         "  job       product-2026-11-27 (profile 512mb)",
         "  state     finished",
-        "  products  2,991 in the job, 1,891 of them new this run",
+        "  products  2,991 in the job (3,000 listed), 1,891 of them new this run",
         f"  items     {jobdir / 'items.jsonl'}",
     ]
 
@@ -175,7 +177,9 @@ def test_a_stopped_then_resumed_job_ends_with_its_summary(shop, tmp_path):
     tail = summary_of(first.stderr)
     new = runs(tmp_path)[-1]["item_scraped_count"]
     assert tail[1] == "  state     stopped: CLOSESPIDER_ITEMCOUNT 40 reached"
-    assert tail[2] == f"  products  {count_lines(items):,} in the job, {new:,} of them new this run"
+    assert tail[2] == (
+        f"  products  {count_lines(items):,} in the job (300 listed), {new:,} of them new this run"
+    )
     assert tail[-1].startswith("  next      resume with the same command: python -m scrapy crawl")
     assert "CLOSESPIDER_ITEMCOUNT=40" in tail[-1]
 
@@ -188,7 +192,7 @@ def test_a_stopped_then_resumed_job_ends_with_its_summary(shop, tmp_path):
     assert count_lines(items) == total
     new = stats["item_scraped_count"]
     assert 0 < new < total
-    assert tail[2] == f"  products  {total:,} in the job, {new:,} of them new this run"
+    assert tail[2] == f"  products  {total:,} in the job (300 listed), {new:,} of them new this run"
     assert tail[-1] == f"  memory    {tmp_path / 'memory.svg'}"
     # Scrapy's own line counts this run only; the summary says which is which.
     assert f"Stored jsonl feed ({new} items)" in second.stderr

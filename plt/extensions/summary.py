@@ -147,12 +147,15 @@ class JobSummary:
         items = self.jobdir / ITEMS_FILE
         total = count_lines(items)
         new = stats.get("item_scraped_count") or 0
-        in_job = "?" if total is None else f"{total:,}"
+        in_job = ("?" if total is None else f"{total:,}") + " in the job"
+        if listed := stats.get("plt/products/total"):
+            # Withdrawn products are listed but never in the items.
+            in_job += f" ({listed:,} listed)"
         profile = self.settings.get("PROFILE") or "none"
         lines = [
             f"  job       {self.jobdir.name} (profile {profile})",
             f"  state     {state}",
-            f"  products  {in_job} in the job, {new:,} of them new this run",
+            f"  products  {in_job}, {new:,} of them new this run",
             f"  items     {short_path(items)}",
         ]
         chart = self.jobdir / memsamples.CHART_FILE
