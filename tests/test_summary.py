@@ -1,3 +1,4 @@
+import asyncio
 import logging
 import os
 import sys
@@ -149,13 +150,36 @@ def test_no_command_to_repeat_when_embedded(tmp_path):
 def test_logged_once_at_engine_stop(tmp_path, caplog):
     ext, _ = make(tmp_path)
     with caplog.at_level(logging.INFO, logger=summary.__name__):
-        ext.engine_stopped()  # the spider never opened: nothing to sum up
+        asyncio.run(ext.engine_stopped())  # the spider never opened: nothing to sum up
         assert not caplog.records
         ext.crawler.stats.set_value("finish_reason", "finished")
-        ext.engine_stopped()
+        asyncio.run(ext.engine_stopped())
     (record,) = caplog.records
     assert record.levelno == logging.INFO
     assert record.getMessage().startswith("Job summary:\n  job       product-2026-11-27")
+
+
+class ClosingEngine:
+    """An engine whose spider is still closing for the first few looks."""
+
+    def __init__(self, looks: int) -> None:
+        self.looks = looks
+
+    @property
+    def spider(self):
+        self.looks -= 1
+        return "closing" if self.looks >= 0 else None
+
+
+def test_waits_for_the_spider_to_close_when_stopped_while_closing(tmp_path, caplog, monkeypatch):
+    monkeypatch.setattr(summary, "CLOSE_WAIT_TICK", 0)
+    ext, _ = make(tmp_path)
+    ext.crawler.engine = engine = ClosingEngine(looks=3)
+    ext.crawler.stats.set_value("finish_reason", "shutdown")
+    with caplog.at_level(logging.INFO, logger=summary.__name__):
+        asyncio.run(ext.engine_stopped())
+    assert engine.looks == -1  # looked until the close had ended
+    assert len(caplog.records) == 1
 
 
 # --- the demo retailer, stopped then resumed ---------------------------------

@@ -9,6 +9,7 @@ the lines of the job's ``items.jsonl``.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import shlex
@@ -20,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from scrapy import signals
 from scrapy.exceptions import NotConfigured
+from scrapy.utils.asyncio import is_asyncio_available
 
 from plt import memsamples
 from plt.jobstate import ITEMS_FILE
@@ -33,6 +35,7 @@ logger = logging.getLogger(__name__)
 
 MIB = 1024 * 1024
 CHUNK = 1024 * 1024
+CLOSE_WAIT_TICK, CLOSE_WAIT_TICKS = 0.05, 1200  # at most 60 s
 # Stopped by the user or a limit, with the job state intact: the same command resumes.
 RESUMABLE = frozenset({"shutdown", "memusage_exceeded", "cancelled"})
 
@@ -101,11 +104,29 @@ class JobSummary:
     def from_crawler(cls, crawler: Crawler) -> JobSummary:
         return cls(crawler)
 
-    def engine_stopped(self) -> None:
+    async def engine_stopped(self) -> None:
+        await self._spider_closed()
         stats = self.crawler.stats.get_stats()
         if stats.get("finish_reason") is None:
             return  # the spider never opened: whatever stopped it said so
         logger.info("Job summary:\n%s", "\n".join(self.lines(stats)))
+
+    async def _spider_closed(self) -> None:
+        """Wait for the spider's close to end (Scrapy's stats dump is part of it).
+
+        Usually it has ended; but a stop asked for while the spider was closing
+        (a limit reached during start-up) sends engine_stopped before the dump.
+        """
+        try:
+            engine = self.crawler.engine
+        except RuntimeError:  # the crawl never started
+            return
+        if not is_asyncio_available():
+            return
+        for _ in range(CLOSE_WAIT_TICKS):
+            if getattr(engine, "spider", None) is None:
+                return
+            await asyncio.sleep(CLOSE_WAIT_TICK)
 
     def state(self, stats: dict[str, Any]) -> tuple[str, str | None]:
         """What became of the job, and what to run next (None: nothing)."""
