@@ -84,6 +84,7 @@ EXTENSIONS = {
     "plt.extensions.memreport.MemoryReport": 600,
     "plt.extensions.progress.Progress": 610,
     "plt.extensions.runlog.RunLog": 900,
+    "plt.extensions.summary.JobSummary": 1000,
 }
 
 # Memory governor; Scrapy's MemoryUsage stays on as the hard stop.
@@ -102,13 +103,13 @@ PLT_GOVERNOR_TRIM_INTERVAL = 10.0
 PLT_GOVERNOR_GC = True
 PLT_GOVERNOR_CGROUP_ROOT = "/sys/fs/cgroup"
 
-# Memory report: memory-report.json/.txt and memory.svg in JOBDIR.
+# Memory report: memory-report.json/.txt, memory-samples.jsonl and memory.svg in JOBDIR.
 PLT_MEMREPORT_ENABLED = True
 PLT_MEMREPORT_INTERVAL = 60
 PLT_MEMREPORT_SAMPLE_INTERVAL = 2
 PLT_MEMREPORT_MAX_SAMPLES = 2000
 PLT_MEMREPORT_DIR = None
-PLT_MEMREPORT_PNG = True
+PLT_MEMCHART = True  # draw memory.svg at close, in a child process
 
 # Progress: a bar on a terminal, log lines elsewhere (auto | bar | log | off).
 PLT_PROGRESS = "auto"

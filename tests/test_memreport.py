@@ -18,7 +18,7 @@ from scrapy.exceptions import NotConfigured
 from scrapy.http import HtmlResponse
 from scrapy.utils.test import get_crawler
 
-from plt import svgplot
+from plt import memsamples
 from plt.extensions import memreport
 from plt.extensions.memreport import MemoryReport, Sample, decimate, live_objects
 
@@ -90,17 +90,17 @@ def test_status_line_has_every_part(caplog):
     with caplog.at_level(logging.INFO, logger=memreport.__name__):
         ext.log_status()
     (msg,) = [r.getMessage() for r in caplog.records]
-    assert msg.startswith("Memory: RSS 412 MB (peak 412, budget 950)")
+    assert msg.startswith("Memory: RSS 412 MiB (peak 412, budget 950)")
     for part in (
         "concurrency 8",
-        "scraper 3 queued + 2 active (4.5 MB)",
+        "scraper 3 queued + 2 active (4.5 MiB)",
         "downloader 16 active",
         "scheduler 1,204 (memory 1,000, disk 204)",
         "pending items 12",
-        "wire 450.0 MB",
-        "decoded 1.5 GB",
-        "skipped 1.4 GB",
-        "response_bytes 450.0 MB",
+        "wire 450.0 MiB",
+        "decoded 1.5 GiB",
+        "skipped 1.4 GiB",
+        "response_bytes 450.0 MiB",
     ):
         assert part in msg
 
@@ -108,7 +108,7 @@ def test_status_line_has_every_part(caplog):
 def test_status_line_without_engine_or_extras():
     ext, _, _ = make(CONCURRENT_REQUESTS=4)
     line = ext.status_line(ext.snapshot())
-    assert line == "RSS 100 MB (peak 100, budget none); concurrency 4"
+    assert line == "RSS 100 MiB (peak 100, budget none); concurrency 4"
 
 
 def test_budget_and_concurrency_fallbacks():
@@ -144,7 +144,7 @@ def test_samples_stay_bounded_and_keep_the_peak():
 
 def test_report_files_in_jobdir(tmp_path, caplog):
     jobdir = tmp_path / "job"
-    ext, crawler, feed = make(JOBDIR=str(jobdir), MEMUSAGE_LIMIT_MB=950)
+    ext, crawler, feed = make(JOBDIR=str(jobdir), MEMUSAGE_LIMIT_MB=950, PROFILE="512mb")
     crawler.stats.set_value("plt/bytes/wire", 1000)
     crawler.stats.set_value("downloader/response_count", 30)
     for i in range(30):
@@ -154,9 +154,10 @@ def test_report_files_in_jobdir(tmp_path, caplog):
         ext.sample()
     feed.rss = 300 * MB
     with caplog.at_level(logging.INFO, logger=memreport.__name__):
-        ext.spider_closed(Spider("x"), "finished")
+        assert ext.finish("finished") == jobdir
     assert [r.getMessage() for r in caplog.records] == [
-        f"Memory report written to {jobdir} (memory-report.json/.txt, memory.svg)"
+        f"Memory report of run 1 written to {jobdir} "
+        "(memory-report.json/.txt, memory-samples.jsonl)"
     ]
     report = json.loads((jobdir / "memory-report.json").read_text())
     assert {
@@ -182,15 +183,72 @@ def test_report_files_in_jobdir(tmp_path, caplog):
     assert report["samples"]["rss_mb"][-1] == 300
     text = (jobdir / "memory-report.txt").read_text()
     assert "close reason: finished" in text
-    assert "peak RSS sampled 490.0 MB" in text
-    root = ET.parse(jobdir / "memory.svg").getroot()
-    assert root.tag == f"{SVG}svg"
-    lines = root.findall(f"{SVG}polyline")
-    assert len(lines) == 3  # RSS, budget, concurrency
-    assert len(lines[0].get("points").split()) == 31
-    labels = " ".join(t.text or "" for t in root.iter(f"{SVG}text"))
-    for label in ("RSS MB", "budget MB", "concurrency (right axis)", "elapsed time (s)"):
-        assert label in labels
+    assert "peak RSS sampled 490.0 MiB" in text
+    (run,) = memsamples.read_runs(jobdir)
+    assert run["run"] == 1
+    assert (run["job"], run["profile"], run["reason"]) == ("job", "512mb", "finished")
+    assert run["t"] == report["samples"]["t"]
+    assert run["rss_mb"][-1] == 300
+    assert run["concurrency"][0] == 16
+
+
+def test_each_run_appends_its_samples(tmp_path):
+    jobdir = tmp_path / "job"
+    for reason in ("shutdown", "finished"):
+        ext, crawler, feed = make(JOBDIR=str(jobdir))
+        crawler.stats.set_value("downloader/response_count", 3)
+        feed.t += 5
+        ext.sample()
+        ext.finish(reason)
+    runs = memsamples.read_runs(jobdir)
+    assert [(r["run"], r["reason"]) for r in runs] == [(1, "shutdown"), (2, "finished")]
+
+
+def test_chart_is_drawn_by_a_child_process(tmp_path, caplog):
+    jobdir = tmp_path / "job"
+    # An empty cgroup root: no container limit, whatever this machine has.
+    ext, crawler, feed = make(JOBDIR=str(jobdir), PLT_GOVERNOR_CGROUP_ROOT=str(tmp_path))
+    crawler.stats.set_value("downloader/response_count", 3)
+    feed.t += 5
+    ext.sample()
+    with caplog.at_level(logging.INFO, logger=memreport.__name__):
+        asyncio.run(ext.spider_closed(Spider("x"), "finished"))
+    assert (jobdir / "memory.svg").stat().st_size > 0
+    assert f"Memory chart of the job: {jobdir / 'memory.svg'}" in caplog.messages
+
+
+def test_the_crawl_side_never_imports_the_charting_library():
+    code = (
+        "import sys, plt.settings, plt.extensions.memreport, plt.extensions.summary, "
+        "plt.extensions.progress, plt.spiders.product\n"
+        "print(sorted(m for m in ('matplotlib', 'pygal', 'plt.memchart') if m in sys.modules))"
+    )
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    out = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True
+    )
+    assert out.stdout.strip() == "[]"
+
+
+def test_chart_skipped_when_the_container_has_no_room(tmp_path, caplog):
+    jobdir = tmp_path / "job"
+    ext, crawler, _ = make(JOBDIR=str(jobdir))
+    ext.chart_headroom_mib = lambda: 40.0
+    crawler.stats.set_value("downloader/response_count", 3)
+    with caplog.at_level(logging.INFO, logger=memreport.__name__):
+        asyncio.run(ext.spider_closed(Spider("x"), "finished"))
+    assert not (jobdir / "memory.svg").exists()
+    assert (jobdir / "memory-samples.jsonl").exists()
+    (warning,) = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert "leaves 40 MiB" in warning
+    assert warning.endswith(f"python -m plt.memchart {jobdir}")
+
+
+def test_chart_headroom_from_the_cgroup_limit(tmp_path):
+    (tmp_path / "memory.max").write_text(f"{300 * MB}\n")
+    ext, _, feed = make(PLT_GOVERNOR_CGROUP_ROOT=str(tmp_path))
+    feed.rss = 180 * MB
+    assert ext.chart_headroom_mib() == 120
 
 
 def test_no_directory_skips_with_one_line(tmp_path, caplog):
@@ -200,7 +258,7 @@ def test_no_directory_skips_with_one_line(tmp_path, caplog):
     assert len(caplog.records) == 1
     ext, _, _ = make(PLT_MEMREPORT_DIR=str(tmp_path / "reports"))
     assert ext.write_report("finished") == tmp_path / "reports"
-    assert (tmp_path / "reports" / "memory.svg").exists()
+    assert (tmp_path / "reports" / "memory-samples.jsonl").exists()
 
 
 def test_live_objects_counts_tracked_types():
@@ -215,23 +273,28 @@ def test_live_objects_counts_tracked_types():
     del keep
 
 
-def test_svg_chart_breaks_lines_at_missing_values():
-    svg = svgplot.line_chart(
-        [0, 1, 2, 3, 4], [svgplot.Series("a", [1, 2, None, 4, 5])], title="t<&>"
-    )
-    root = ET.fromstring(svg)
-    assert len(root.findall(f"{SVG}polyline")) == 2
-    assert svgplot.nice_ticks(0, 950) == [0, 200, 400, 600, 800, 1000]
-
-
 # --- a real crawl against a local server ---------------------------------
 
 SPIDER = textwrap.dedent(
     """
+    import sys
+
     import scrapy
+    from scrapy import signals
 
     class TinyShop(scrapy.Spider):
         name = "tinyshop"
+
+        @classmethod
+        def from_crawler(cls, crawler, *args, **kwargs):
+            spider = super().from_crawler(crawler, *args, **kwargs)
+            crawler.signals.connect(spider.charting_check, signal=signals.engine_stopped)
+            return spider
+
+        def charting_check(self):
+            # After the chart was drawn: the crawl process never imported it.
+            names = ("matplotlib", "pygal", "plt.memchart")
+            self.logger.info("charting modules loaded: %s", [m for m in names if m in sys.modules])
 
         async def start(self):
             yield scrapy.Request(self.base + "/")
@@ -319,6 +382,7 @@ def test_real_crawl_writes_report(tmp_path):
         "PLT_MEMREPORT_INTERVAL": "0.5",
         "PLT_MEMREPORT_SAMPLE_INTERVAL": "0.1",
         "MEMUSAGE_LIMIT_MB": "4000",
+        "PLT_GOVERNOR_CGROUP_ROOT": str(tmp_path / "no-cgroup"),
         "CONCURRENT_REQUESTS": "2",
         "LOG_LEVEL": "INFO",
     }
@@ -339,7 +403,9 @@ def test_real_crawl_writes_report(tmp_path):
     assert "Progress: " in log and "/12 products" in log
     assert "Progress at close: 12/12 products (100.0%)" in log
     assert "'plt/progress/rate'" in log
-    assert f"Memory report written to {jobdir}" in log
+    assert f"Memory report of run 1 written to {jobdir}" in log
+    assert f"Memory chart of the job: {jobdir / 'memory.svg'}" in log
+    assert "charting modules loaded: []" in log
 
     report = json.loads((jobdir / "memory-report.json").read_text())
     assert report["reason"] == "finished"
@@ -352,11 +418,12 @@ def test_real_crawl_writes_report(tmp_path):
     assert all(c == 2 for c in report["samples"]["concurrency"])
     assert report["engine_max"]["downloader_active"] >= 1
     root = ET.parse(jobdir / "memory.svg").getroot()
-    assert root.findall(f"{SVG}polyline")
+    assert root.tag == f"{SVG}svg"
+    assert "Memory of job job" in " ".join(t.text or "" for t in root.iter(f"{SVG}text"))
     assert (jobdir / "memory-report.txt").exists()
 
 
 def test_a_run_that_fetched_nothing_writes_no_report(tmp_path):
     ext, _, _ = make(JOBDIR=str(tmp_path))
-    ext.spider_closed(Spider("x"), "finished")
+    assert ext.finish("finished") is None
     assert not (tmp_path / "memory-report.json").exists()

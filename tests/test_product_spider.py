@@ -267,3 +267,27 @@ def test_first_listing_page_failing_for_now_keeps_its_lease(spider):
     assert collect(spider.request_failed(failure)) == []
     assert spider.job.leased == 1
     assert not spider.job.get_meta(FIRST_LISTING_FAILED)
+
+
+def test_a_resumed_job_restores_its_total_and_what_earlier_runs_finished(spider, tmp_path):
+    # First run: the listing's total and a withdrawn product go to the job state.
+    first = spider.listing_request(1)
+    collect(spider.parse_listing(html(first, "listing-1.html"), page=1))
+    product = spider.product_request("http://shop.test:8800/product/x-5", 5)
+    collect(spider.parse_product(html(product, "listing-last.html", 404), 5))
+    spider.job.mark_exported(17, 100)
+    spider.job.mark_exported(23, 200)
+    # The next run (same job state) starts with both back in its stats.
+    crawler = get_crawler(ProductSpider, {"SHOP_URL": "http://shop.test:8800"})
+    crawler.stats.open_spider()
+    resumed = ProductSpider.from_crawler(crawler)
+    resumed.job = spider.job
+    collect(resumed.start())
+    assert crawler.stats.get_value("plt/products/total") == 20_103
+    assert crawler.stats.get_value("plt/products/done_before") == 3  # 2 exported, 1 withdrawn
+
+
+def test_a_new_job_starts_from_nothing(spider):
+    collect(spider.start())
+    assert spider.crawler.stats.get_value("plt/products/total") is None
+    assert spider.crawler.stats.get_value("plt/products/done_before") == 0

@@ -96,7 +96,7 @@ def test_log_line_rate_and_eta(caplog):
     (record,) = caplog.records
     # 424 done in 30 s over the window; 15,091 left / 14.13 per s = 1,068 s
     assert record.getMessage() == (
-        "Progress: 5,012/20,103 products (24.9%), 14.1/s, ETA 17m48s, RSS 98/950 MB"
+        "Progress: 5,012/20,103 products (24.9%), 14.1/s, ETA 17m48s, RSS 98/950 MiB"
     )
     assert stats.get_value("plt/progress/rate") == pytest.approx(14.13, abs=0.01)
     assert stats.get_value("plt/progress/eta_s") == 1068
@@ -112,7 +112,7 @@ def test_format_line_exact_example():
         "budget_mb": 950,
     }
     assert Progress.format_line(state) == (
-        "5,012/20,103 products (24.9%), 41.2/s, ETA 6m06s, RSS 98/950 MB"
+        "5,012/20,103 products (24.9%), 41.2/s, ETA 6m06s, RSS 98/950 MiB"
     )
 
 
@@ -136,7 +136,7 @@ def test_close_in_log_mode_logs_final_line(caplog):
     with caplog.at_level(logging.INFO, logger=progress.__name__):
         ext.spider_closed(Spider("x"), "finished")
     assert [r.getMessage() for r in caplog.records] == [
-        "Progress at close: 3/3 products (100.0%), ?/s, RSS 98 MB"
+        "Progress at close: 3/3 products (100.0%), ?/s, RSS 98 MiB"
     ]
 
 
@@ -162,7 +162,39 @@ def test_bar_shows_progress_and_keeps_log_records_intact():
         logging.root.removeHandler(handler)
     text = out.getvalue()
     assert "50/200" in text
-    assert "25.0/s ETA 6s RSS 98/950 MB" in text
+    assert "25.0/s ETA 6s RSS 98/950 MiB" in text
     assert "below the handler's level" not in text
     assert "a warning line\n" in text
     assert "Progress at close" not in text  # the bar itself is the final state
+
+
+def test_a_resumed_job_counts_the_whole_job_with_its_total_and_eta(caplog):
+    ext, crawler, feed = make(PLT_PROGRESS_INTERVAL=30)
+    stats = crawler.stats
+    ext._last_log = feed.t
+    ext.tick()  # before the spider restored the job's figures
+    # What the spider restores from the job state on a resume.
+    stats.set_value("plt/products/total", 3000)
+    stats.set_value("plt/products/done_before", 1100)
+    feed.t += 30
+    stats.set_value("item_scraped_count", 290)
+    stats.set_value("plt/product/withdrawn", 10)
+    with caplog.at_level(logging.INFO, logger=progress.__name__):
+        ext.tick()
+    # 300 this run in 30 s: 10/s, not (1,100 + 300)/30; 1,600 left take 160 s.
+    assert caplog.messages == [
+        "Progress: 1,400/3,000 products (46.7%), 10.0/s, ETA 2m40s, RSS 98 MiB"
+    ]
+
+
+def test_the_bar_gets_the_restored_total():
+    ext, crawler, _ = make(PLT_PROGRESS="bar")
+    ext.bar_file = io.StringIO()
+    ext.open_bar()
+    try:
+        crawler.stats.set_value("plt/products/total", 3000)
+        crawler.stats.set_value("plt/products/done_before", 1891)
+        ext.tick()
+        assert (ext.bar.n, ext.bar.total) == (1891, 3000)
+    finally:
+        ext.close_bar()

@@ -1,5 +1,9 @@
 """Crawl progress: products done of the listing's total, rate, ETA and RSS.
 
+It counts the whole job: ``plt/products/done_before`` (what earlier runs
+finished) and ``plt/products/total`` come back from the job state on a resume
+(see ProductSpider.restore_job_figures), so the bar keeps its total and ETA.
+
 On an interactive terminal a tqdm bar is redrawn every second and log records
 are written above it; elsewhere (CI, Scrapy Cloud, redirected output) a
 periodic log line is emitted instead.
@@ -30,7 +34,7 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-MB = 1024 * 1024
+MIB = memory.MIB
 MODES = ("auto", "bar", "log", "off")
 TICK = 1.0  # seconds between readings; also the bar's redraw period
 
@@ -125,12 +129,14 @@ class Progress:
     def read(self) -> dict[str, Any]:
         """Current progress numbers; also feeds the rate window."""
         get = self.stats.get_value
-        # Withdrawn products never yield an item but are finished all the same.
+        # Withdrawn products never yield an item but are finished all the same;
+        # done_before is what earlier runs of the job finished.
         withdrawn = get("plt/product/withdrawn") or 0
-        done = (get("item_scraped_count") or 0) + withdrawn
+        run_done = (get("item_scraped_count") or 0) + withdrawn
+        done = (get("plt/products/done_before") or 0) + run_done
         total = get("plt/products/total")
         now = self.clock()
-        self.rates.add(now, done)
+        self.rates.add(now, run_done)  # the rate is this run's, whenever done_before arrives
         rate = self.rates.rate()
         eta = None
         if total and rate:
@@ -141,7 +147,7 @@ class Progress:
             "total": total,
             "rate": rate,
             "eta": eta,
-            "rss_mb": rss / MB if rss is not None else None,
+            "rss_mb": rss / MIB if rss is not None else None,
             "budget_mb": get("plt/memory/budget_mb") or self.limit_mb,
         }
 
@@ -178,7 +184,7 @@ class Progress:
         if state["rss_mb"] is None:
             return ""
         budget = f"/{state['budget_mb']:,.0f}" if state["budget_mb"] else ""
-        return f"RSS {state['rss_mb']:,.0f}{budget} MB"
+        return f"RSS {state['rss_mb']:,.0f}{budget} MiB"
 
     def open_bar(self) -> None:
         try:

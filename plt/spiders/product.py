@@ -49,6 +49,9 @@ NOT_A_LISTING = "not_a_listing"
 FIRST_LISTING_FAILED = "first_listing_failed"
 # Answers that a later attempt may turn into a page (Scrapy retries them too).
 RETRYABLE_4XX = frozenset({408, 429})
+# Job-state meta keys: the listing's total count, and products withdrawn (404).
+LISTING_TOTAL_META = "listing_total"
+WITHDRAWN_META = "withdrawn"
 ITEM_FIELDS = (
     "product_id",
     "url",
@@ -95,6 +98,7 @@ class ProductSpider(scrapy.Spider):
         if not self.shop_url:
             logger.error("SHOP_URL is not set and PLT_EMBEDDED_SHOP is off: nothing to crawl")
             raise CloseSpider("no_shop_url")
+        self.restore_job_figures()
         # On a resumed job this request is a duplicate and is dropped: the
         # frontier comes back from the job state instead. Unless the last run found
         # no listing there: then it is asked for again, at today's SHOP_URL.
@@ -168,6 +172,8 @@ class ProductSpider(scrapy.Spider):
             else:
                 pages = page_count(listing.total, len(listing.product_ids) or PER_PAGE)
                 self.crawler.stats.set_value("plt/products/total", listing.total)
+                if self.job.db is not None:  # kept for the progress of later runs
+                    self.job.set_meta(LISTING_TOTAL_META, listing.total)
                 logger.info("%d products on %d listing pages", listing.total, pages)
         self.crawler.stats.inc_value("plt/listing/pages")
         for href, product_id in zip(listing.product_urls, listing.product_ids, strict=True):
@@ -187,6 +193,8 @@ class ProductSpider(scrapy.Spider):
         stats = self.crawler.stats
         if response.status == 404:
             stats.inc_value("plt/product/withdrawn")
+            if self.job.db is not None:
+                self.job.set_meta(WITHDRAWN_META, (self.job.get_meta(WITHDRAWN_META) or 0) + 1)
             return
         if self.job.db is not None and self.job.is_exported(product_id):
             # A page leased when a run died, whose product was exported since.
@@ -309,6 +317,17 @@ class ProductSpider(scrapy.Spider):
             {"url": url, "what": what, "shop": self.shop_url},
         )
         raise CloseSpider(NOT_A_LISTING)
+
+    def restore_job_figures(self) -> None:
+        """What earlier runs of the job did, for a progress that counts the whole job."""
+        job, stats = self.job, self.crawler.stats
+        if job.db is None:
+            return
+        total = job.get_meta(LISTING_TOTAL_META)
+        if total is not None and stats.get_value("plt/products/total") is None:
+            stats.set_value("plt/products/total", total)
+        done = job.exported_count() + (job.get_meta(WITHDRAWN_META) or 0)
+        stats.set_value("plt/products/done_before", done)
 
     def crawl_date(self) -> str:
         """The job's start, ISO 8601 UTC, the same for every item of the job."""
