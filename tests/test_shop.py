@@ -19,7 +19,13 @@ from parsel import Selector
 from plt.decoding import IncompleteBody, decode, zstd
 from plt.shop.catalog import Catalog, ShopConfig
 from plt.shop.cli import add_shop_arguments, config_from_args, config_to_argv
-from plt.shop.pages import PageBody, format_price, render_product_prefix
+from plt.shop.pages import (
+    PREFIX_BYTES,
+    PageBody,
+    brotli_raw_header,
+    format_price,
+    render_product_prefix,
+)
 from plt.shop.process import ShopProcess, ShopProcessError
 from plt.shop.server import negotiate
 from tests.conftest import FAULTY_SHOP
@@ -211,7 +217,7 @@ def test_page_body_concatenation() -> None:
     body = PageBody.build(50_000, 3)
     for product in Catalog(SMALL).products():
         prefix = render_product_prefix(product)
-        assert gzip.decompress(b"".join(body.gzip(prefix))) == prefix + body.bulk
+        assert gzip.decompress(b"".join(body.gzip(prefix))) == body.pad(prefix) + body.bulk
         assert body.crc32(prefix) == zlib.crc32(prefix + body.bulk)
 
 
@@ -326,11 +332,24 @@ def test_negotiate_picks_the_shops_preference_among_what_is_accepted() -> None:
 
 def test_page_body_encodings_decode_to_the_page() -> None:
     body = PageBody.build(50_000, 3)
-    prefix = render_product_prefix(Catalog(SMALL).product_at(0))
-    page = prefix + body.bulk
-    assert zlib.decompress(b"".join(body.deflate(prefix))) == page
-    assert zstd.decompress(b"".join(body.zstd(prefix))) == page
-    assert brotli.decompress(b"".join(body.brotli(prefix))) == page
+    for product in Catalog(SMALL).products():
+        prefix = render_product_prefix(product)
+        page = body.pad(prefix) + body.bulk
+        assert page.startswith(prefix) and len(body.pad(prefix)) == PREFIX_BYTES
+        assert b"".join(body.identity(prefix)) == page
+        assert zlib.decompress(b"".join(body.deflate(prefix))) == page
+        assert zstd.decompress(b"".join(body.zstd(prefix))) == page
+        raw, tail = body.brotli(prefix)  # the block raw, the bulk compressed once
+        assert tail is body.bulk_brotli and brotli.decompress(raw + tail) == page
+
+
+def test_brotli_raw_header_and_a_block_too_long_to_pad() -> None:
+    assert brotli.decompress(brotli_raw_header(5) + b"hello" + b"\x03") == b"hello"
+    body = PageBody.build(50_000, 3)
+    long_prefix = b"<main>" + b"x" * PREFIX_BYTES + b"</main>\n"
+    assert body.pad(long_prefix) == long_prefix
+    (whole,) = body.brotli(long_prefix)  # compressed per response instead
+    assert brotli.decompress(whole) == long_prefix + body.bulk
 
 
 @pytest.mark.parametrize("encoding", ["br", "zstd", "gzip", "deflate"])

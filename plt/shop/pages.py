@@ -33,10 +33,14 @@ logger = logging.getLogger(__name__)
 # mtime 0, no flags, OS unknown: the header carries nothing per response.
 GZIP_HEADER = b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x00\xff"
 COMPRESS_LEVEL = 6
-PREFIX_ESTIMATE = 1_200  # typical prefix size, so prefix + bulk comes out near page_bytes
+# Every product block is padded to this size (an HTML comment after </main>), so pages
+# come out at page_bytes and br can reuse one compressed bulk (see PageBody.brotli).
+PREFIX_BYTES = 2_048
 _BULK_TAIL = b"</body>\n</html>\n"
 ZLIB_HEADER = b"\x78\x9c"  # deflate, 32 KiB window, default level
-BROTLI_QUALITY = 1  # per response, ~6 ms for a 1.5 MB page; CDNs use 4-5 on the fly
+BROTLI_QUALITY = 5  # what CDNs use on the fly; the bulk is compressed once at start
+BROTLI_LGWIN = 22
+_PAD_OPEN, _PAD_CLOSE = b"<!--", b"-->\n"
 
 
 def format_price(cents: int) -> str:
@@ -124,7 +128,7 @@ def render_stock(catalog: Catalog, product: Product, col_num: int) -> bytes:
 def build_bulk(page_bytes: int, seed: int) -> bytes:
     """Reviews and JSON blobs filling a page up to about ``page_bytes``."""
     rng = random.Random(f"plt-shop:{seed}:bulk")
-    target = max(page_bytes - PREFIX_ESTIMATE - len(_BULK_TAIL), 0)
+    target = max(page_bytes - PREFIX_BYTES - len(_BULK_TAIL), 0)
     parts = ['<section class="reviews">\n']
     size = len(parts[0])
     # Half reviews, half JSON blobs with inline thumbnails: deflates to about 30%, like
@@ -189,10 +193,43 @@ def _crc_shift_tables(data: bytes) -> tuple[list[int], ...]:
     return tuple(tables)
 
 
-class PageBody:
-    """The shared bulk of every product page, kept raw and deflated."""
+def brotli_raw_header(length: int) -> bytes:
+    """A brotli stream header (window 2**22) and an uncompressed meta-block of ``length`` bytes.
 
-    def __init__(self, bulk: bytes) -> None:
+    RFC 7932: WBITS ``1`` + ``101``; ISLAST 0; MNIBBLES 4 (``00``); MLEN-1 in 16 bits;
+    ISUNCOMPRESSED 1: 24 bits, so the raw bytes that follow start on a byte boundary.
+    """
+    if not 0 < length <= 1 << 16:
+        raise ValueError(f"an uncompressed meta-block holds 1 to 65536 bytes, not {length}")
+    bits = [1, 1, 0, 1, 0, 0, 0, *((length - 1) >> i & 1 for i in range(16)), 1]
+    return bytes(sum(bits[8 * k + i] << i for i in range(8)) for k in range(3))
+
+
+def brotli_bulk_tail(bulk: bytes, seed: int) -> bytes | None:
+    """The bulk's brotli meta-blocks, to follow any PREFIX_BYTES-byte raw block ending ">\n".
+
+    The encoder is first fed a stand-in block of that size (random bytes, so the bulk
+    finds nothing in it to copy) and flushed to a byte boundary; what it then writes
+    for the bulk depends only on the stand-in's length and last two bytes, which every
+    padded product block shares. Checked once here; None if the check fails.
+    """
+    rng = random.Random(f"plt-shop:{seed}:brotli")
+    stand_in = rng.randbytes(PREFIX_BYTES - 2) + b">\n"
+    comp = brotli.Compressor(quality=BROTLI_QUALITY, lgwin=BROTLI_LGWIN)
+    comp.process(stand_in)
+    comp.flush()
+    tail = comp.process(bulk) + comp.finish()
+    probe = b"<main>" + b"x" * (PREFIX_BYTES - 8) + b">\n"
+    if brotli.decompress(brotli_raw_header(PREFIX_BYTES) + probe + tail) != probe + bulk:
+        logger.warning("Precompressed brotli bulk failed its check; compressing per response")
+        return None
+    return tail
+
+
+class PageBody:
+    """The shared bulk of every product page, kept raw and compressed in each encoding."""
+
+    def __init__(self, bulk: bytes, seed: int = 0) -> None:
         self.bulk = bulk
         comp = zlib.compressobj(COMPRESS_LEVEL, zlib.DEFLATED, -15)
         self.bulk_deflated = comp.compress(bulk) + comp.flush(zlib.Z_FINISH)
@@ -200,10 +237,17 @@ class PageBody:
         self._t0, self._t1, self._t2, self._t3 = _crc_shift_tables(bulk)
         # zstd frames concatenate: a per-response frame for the prefix, then this one.
         self.bulk_zstd = zstd.compress(bulk)
+        self.bulk_brotli = brotli_bulk_tail(bulk, seed)
 
     @classmethod
     def build(cls, page_bytes: int, seed: int) -> PageBody:
-        return cls(build_bulk(page_bytes, seed))
+        return cls(build_bulk(page_bytes, seed), seed)
+
+    @staticmethod
+    def pad(prefix: bytes) -> bytes:
+        """The product block padded to PREFIX_BYTES (unchanged if it is longer)."""
+        room = PREFIX_BYTES - len(prefix) - len(_PAD_OPEN) - len(_PAD_CLOSE)
+        return prefix + _PAD_OPEN + b" " * room + _PAD_CLOSE if room >= 0 else prefix
 
     def crc32(self, prefix: bytes) -> int:
         """CRC-32 of ``prefix + bulk``."""
@@ -212,17 +256,22 @@ class PageBody:
         shifted ^= self._t2[(c >> 16) & 255] ^ self._t3[c >> 24]
         return shifted ^ self.bulk_crc
 
+    # Each encoding of ``pad(prefix) + bulk``, as parts to send in order (the shared
+    # bulk is never copied per response).
+
     def identity(self, prefix: bytes) -> tuple[bytes, ...]:
-        return prefix, self.bulk
+        return self.pad(prefix), self.bulk
 
     def gzip(self, prefix: bytes) -> tuple[bytes, ...]:
-        """One gzip member holding ``prefix + bulk``, as parts to send in order."""
+        """One gzip member."""
+        prefix = self.pad(prefix)
         size = (len(prefix) + len(self.bulk)) & 0xFFFFFFFF
         trailer = struct.pack("<II", self.crc32(prefix), size)
         return GZIP_HEADER + self._deflate_prefix(prefix), self.bulk_deflated, trailer
 
     def deflate(self, prefix: bytes) -> tuple[bytes, ...]:
-        """One zlib stream (HTTP's "deflate") holding ``prefix + bulk``."""
+        """One zlib stream (HTTP's "deflate")."""
+        prefix = self.pad(prefix)
         adler = zlib.adler32(self.bulk, zlib.adler32(prefix))
         return (
             ZLIB_HEADER + self._deflate_prefix(prefix),
@@ -231,11 +280,14 @@ class PageBody:
         )
 
     def zstd(self, prefix: bytes) -> tuple[bytes, ...]:
-        return zstd.compress(prefix), self.bulk_zstd
+        return zstd.compress(self.pad(prefix)), self.bulk_zstd
 
     def brotli(self, prefix: bytes) -> tuple[bytes, ...]:
-        """Compressed per response: brotli streams do not concatenate. Slow: run it in a thread."""
-        return (brotli.compress(prefix + self.bulk, quality=BROTLI_QUALITY),)
+        """The padded block as a raw meta-block, then the precompressed bulk."""
+        prefix = self.pad(prefix)
+        if self.bulk_brotli is None or len(prefix) != PREFIX_BYTES or not prefix.endswith(b">\n"):
+            return (brotli.compress(prefix + self.bulk, quality=BROTLI_QUALITY),)
+        return brotli_raw_header(PREFIX_BYTES) + prefix, self.bulk_brotli
 
     @staticmethod
     def _deflate_prefix(prefix: bytes) -> bytes:

@@ -32,7 +32,7 @@ from aiohttp import web
 from plt.shop.catalog import COL_BASE, MAX_COLOURS, Catalog, ShopConfig
 from plt.shop.cli import is_loopback
 from plt.shop.pages import (
-    PREFIX_ESTIMATE,
+    PREFIX_BYTES,
     PageBody,
     render_listing,
     render_product_prefix,
@@ -184,8 +184,6 @@ class ShopServer:
             label = encoding
             if encoding == "identity":
                 parts = self.body.identity(prefix)
-            elif encoding == "br":  # compressed per response: keep the loop free
-                parts = await asyncio.to_thread(self.body.brotli, prefix)
             else:
                 parts = self._encoders[encoding](prefix)
             if encoding != "identity" and self._truncated_now(key):
@@ -306,7 +304,7 @@ async def serve(
         logger.info(
             "Demo shop on %s: %d products, %d listing pages, %d-byte product pages",
             url, shop.catalog.total_listed, shop.catalog.pages,
-            len(shop.body.bulk) + PREFIX_ESTIMATE,
+            len(shop.body.bulk) + PREFIX_BYTES,
         )  # fmt: skip
         if on_ready is not None:
             on_ready(url)
