@@ -196,16 +196,17 @@ class HeadDecoder:
         self.head = bytearray()
         self.found = False
         self.consumed = 0  # encoded bytes fed so far
-        self._codec = _codec(self.encoding)
+        self._codec: _Codec | None = _codec(self.encoding)
 
     def feed(self, data: bytes) -> bool:
         """Decode ``data``; True once the marker was found (nothing more is needed)."""
-        if self.found:
+        codec = self._codec
+        if codec is None:
             return True
         self.consumed += len(data)
-        self._codec.feed(data)
+        codec.feed(data)
         while not self.found:
-            out = self._codec.read(CHUNK)
+            out = codec.read(CHUNK)
             if not out:
                 break
             start = max(0, len(self.head) - len(self.marker) + 1) if self.marker else 0
@@ -215,13 +216,16 @@ class HeadDecoder:
                 if end >= 0:
                     del self.head[end + len(self.marker) :]
                     self.found = True
+                    # A br or zstd window can be several MiB: free it now, not when
+                    # the download ends.
+                    self._codec = None
             if self.max_size and len(self.head) > self.max_size:
                 raise ResponseTooLarge(f"decoded body exceeds DOWNLOAD_MAXSIZE={self.max_size}")
         return self.found
 
     def result(self) -> bytes:
         """The decoded head, or the whole body; IncompleteBody if the stream broke off."""
-        if not self.found and not self._codec.eof:
+        if not self.found and not (self._codec is not None and self._codec.eof):
             raise IncompleteBody(
                 f"{self.encoding.decode()} body ended after {self.consumed} bytes, before its end"
             )
