@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from benchmarks import profiles, run
+from benchmarks import encodings, profiles, run
 from benchmarks.common import (
     LineCounter,
     effective_concurrency,
@@ -203,3 +203,30 @@ def test_both_crawlers_end_to_end(tmp_path, capsys):
     log = Path(baseline["measured"]["log_path"]).read_text()
     assert "old_spider.StockJsonPipeline" in log
     assert "plt." not in log.split("Spider opened")[0]
+
+
+def test_encodings_arguments_and_settings():
+    args = encodings.parse_args(["--encodings", "br,zstd", "--schemes", "https"])
+    assert (args.encodings, args.schemes) == (["br", "zstd"], ["https"])
+    settings = encodings.crawl_settings(args, "br", stop=False)
+    assert "PLT_HEAD_STOP_TRANSFER=False" in settings
+    assert "CONCURRENT_REQUESTS=16" in settings and "CONCURRENT_REQUESTS_PER_DOMAIN=16" in settings
+    (headers,) = [s for s in settings if s.startswith("DEFAULT_REQUEST_HEADERS=")]
+    assert json.loads(headers.partition("=")[2])["Accept-Encoding"] == "br"
+    for bad in (["--encodings", "lzma"], ["--schemes", "ftp"], ["--products", "0"]):
+        with pytest.raises(SystemExit):
+            encodings.parse_args(bad)
+
+
+def test_encodings_end_to_end(tmp_path, capsys):
+    """30 products over HTTPS in zstd, stopped and whole: measured, exact, and in the table."""
+    out = tmp_path / "enc.json"
+    argv = ["--products", "30", "--encodings", "zstd", "--schemes", "https", "--latency-ms", "0"]
+    argv += ["--bandwidth-mbit", "0", "--workdir", str(tmp_path), "--json", str(out)]
+    assert encodings.main(argv) == 0
+    printed = capsys.readouterr().out
+    assert "https-zstd-stop" in printed and "https-zstd-whole" in printed
+    runs = {r["case"]: r for r in json.loads(out.read_text())}
+    assert all(r["verify"]["exact"] and r["returncode"] == 0 for r in runs.values())
+    assert runs["https-zstd-stop"]["stats"]["plt/head/stopped"] > 0
+    assert "plt/head/stopped" not in runs["https-zstd-whole"]["stats"]
