@@ -211,14 +211,23 @@ class ShopProcess:
 
     def write_ground_truth(self, path: str | os.PathLike[str], base_url: str | None = None) -> Path:
         """Write the items a correct crawl of this shop exports, as JSONL sorted by id."""
+        return self._write("--write-ground-truth", path, base_url)
+
+    def write_expected_failures(
+        self, path: str | os.PathLike[str], base_url: str | None = None
+    ) -> Path:
+        """Write the products a correct crawl must give up ({product_id, url, reason} lines)."""
+        return self._write("--write-expected-failures", path, base_url)
+
+    def _write(self, option: str, path: str | os.PathLike[str], base_url: str | None) -> Path:
         base_url = base_url or self.url
         if base_url is None:
             raise ShopProcessError("start the shop or pass base_url")
-        argv = [*self._base_argv(), f"--write-ground-truth={path}", f"--base-url={base_url}"]
+        argv = [*self._base_argv(), f"{option}={path}", f"--base-url={base_url}"]
         done = subprocess.run(argv, env=self._env(), capture_output=True, check=False)
         if done.returncode != 0:
             raise ShopProcessError(
-                f"ground-truth run exited with code {done.returncode}: "
+                f"{option} run exited with code {done.returncode}: "
                 + done.stderr.decode(errors="replace")[-8000:]
             )
         return Path(path)
