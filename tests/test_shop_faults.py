@@ -368,3 +368,23 @@ def test_a_patient_crawl_with_every_fault_gets_the_ground_truth(tmp_path: Path) 
         "transient_503",
     ):  # fmt: skip
         assert stats[counter] > 0, counter
+
+
+def test_hits_file_keeps_the_request_counts_across_restarts(tmp_path: Path) -> None:
+    config = dataclasses.replace(BASE, wall_listing_page=2, wall_hits=3, stock_down_requests=2)
+    hits = tmp_path / "hits.json"
+    url = "{}/products?page=2"
+    with ShopProcess(config, hits_file=hits) as shop:
+        assert statuses(url.format(shop.url), 2) == [403, 403]
+        assert statuses(f"{shop.url}/api/stock/5", 1) == [503]
+    assert hits.exists()
+    with ShopProcess(config, hits_file=hits) as shop:
+        assert statuses(url.format(shop.url), 2) == [403, 200]
+        assert statuses(f"{shop.url}/api/stock/5", 2) == [503, 404]
+    # The counts of a shop with other options are not this one's.
+    other = dataclasses.replace(config, seed=2)
+    with ShopProcess(other, hits_file=hits) as shop:
+        assert statuses(url.format(shop.url), 1) == [403]
+    hits.write_text("{not json")
+    with ShopProcess(config, hits_file=hits) as shop:
+        assert statuses(url.format(shop.url), 1) == [403]

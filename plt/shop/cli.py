@@ -16,6 +16,7 @@ import json
 import logging
 import sys
 from collections.abc import Callable, Iterable, Sequence
+from pathlib import Path
 from typing import Any
 
 from plt.shop.catalog import (
@@ -128,6 +129,12 @@ def add_shop_arguments(parser: argparse.ArgumentParser) -> None:
     )
     group.add_argument("--access-log", action="store_true", help="log every request to stderr")
     group.add_argument(
+        "--hits-file",
+        metavar="FILE",
+        help="keep the request counts of faulty URLs in FILE across restarts "
+        "(read at start, written at stop)",
+    )
+    group.add_argument(
         "--write-ground-truth",
         metavar="FILE",
         help="write the expected crawl items as JSONL to FILE (- for stdout) and exit",
@@ -220,7 +227,17 @@ def run(opts: argparse.Namespace) -> int:
     # Imported here so that option handling (and ShopProcess) does not load aiohttp.
     from plt.shop.server import serve
 
-    asyncio.run(serve(config, opts.host, opts.port, access_log=opts.access_log, on_ready=_announce))
+    hits_file = Path(opts.hits_file) if opts.hits_file else None
+    asyncio.run(
+        serve(
+            config,
+            opts.host,
+            opts.port,
+            access_log=opts.access_log,
+            on_ready=_announce,
+            hits_file=hits_file,
+        )
+    )
     return 0
 
 

@@ -17,14 +17,25 @@ one before it has lifted:
   (one), 503 (one).
 
 Per-resource state is kept only for resources a fault chose, so the shop stays
-cheap per request.
+cheap per request. It can outlive the process (``--hits-file``): a shop started
+again for the next run of a job goes on where the last one stopped, so a wall
+that answered once answers once more, not twice.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import json
+import logging
+import os
+from pathlib import Path
+from typing import Any
+
 from aiohttp import web
 
 from plt.shop.catalog import Catalog, Product
+
+logger = logging.getLogger(__name__)
 
 COUNTERS = (
     "transient_503", "listing_wall_403", "product_wall_403", "forbidden_403", "throttled_429",
@@ -136,6 +147,33 @@ class Faults:
         """Whether a product page chosen for truncation is asked for the first time."""
         key = product.product_id
         return self._first("truncated", "product", key, self.config.truncated_rate)
+
+    def save(self, path: Path) -> None:
+        """Write the request counts, atomically, with the options they belong to."""
+        doc: dict[str, Any] = {
+            "config": dataclasses.asdict(self.config),
+            "stock_requests": self._stock_requests,
+            "hits": [[*key, n] for key, n in self._hits.items()],
+        }
+        tmp = path.with_name(path.name + ".tmp")
+        tmp.write_text(json.dumps(doc), encoding="utf-8")
+        os.replace(tmp, path)
+
+    def load(self, path: Path) -> None:
+        """Go on from the counts in ``path``, if it holds those of a shop with these options."""
+        try:
+            doc = json.loads(path.read_text(encoding="utf-8"))
+            if doc["config"] != dataclasses.asdict(self.config):
+                logger.warning("%s is another shop's: starting its request counts afresh", path)
+                return
+            hits = {(f, kind, int(key)): int(n) for f, kind, key, n in doc["hits"]}
+            stock_requests = int(doc["stock_requests"])
+        except FileNotFoundError:
+            return
+        except (OSError, ValueError, TypeError, KeyError) as exc:
+            logger.warning("Cannot read %s (%s): starting its request counts afresh", path, exc)
+            return
+        self._hits, self._stock_requests = hits, stock_requests
 
     def stock(self, col_num: int, product: Product | None) -> web.HTTPException | None:
         """The error a stock request answers with this time, if any (404 for no product)."""

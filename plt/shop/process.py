@@ -55,7 +55,9 @@ class ShopProcess:
 
     ``ShopProcess(ShopConfig(products=200))`` or ``ShopProcess(products=200)``:
     keyword arguments override fields of ``config`` (default ShopConfig()). ``port``
-    is the requested port until start() and the bound one after it.
+    is the requested port until start() and the bound one after it. With
+    ``hits_file``, a restarted shop goes on with the faults where the last one
+    stopped (a wall lifts after its hits, counted across restarts).
     """
 
     def __init__(
@@ -67,6 +69,7 @@ class ShopProcess:
         no_faults: bool = False,
         access_log: bool = False,
         log_path: str | os.PathLike[str] | None = None,
+        hits_file: str | os.PathLike[str] | None = None,
         startup_timeout: float = 30.0,
         stop_timeout: float = 10.0,
         **overrides: Any,
@@ -77,6 +80,7 @@ class ShopProcess:
         self.port = port
         self.access_log = access_log
         self.log_path = log_path
+        self.hits_file = hits_file
         self.startup_timeout = startup_timeout
         self.stop_timeout = stop_timeout
         self.url: str | None = None
@@ -97,6 +101,8 @@ class ShopProcess:
     def argv(self) -> list[str]:
         """The child's command line."""
         argv = [*self._base_argv(), f"--host={self.host}", f"--port={self.port}"]
+        if self.hits_file is not None:
+            argv.append(f"--hits-file={self.hits_file}")
         return [*argv, "--access-log"] if self.access_log else argv
 
     # Lifecycle

@@ -25,6 +25,7 @@ import re
 import signal
 import weakref
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
 from aiohttp import web
@@ -266,8 +267,14 @@ async def serve(
     *,
     access_log: bool = False,
     on_ready: Callable[[str], None] | None = None,
+    hits_file: Path | None = None,
 ) -> None:
-    """Serve until SIGTERM or SIGINT; ``on_ready(url)`` runs once the port is bound."""
+    """Serve until SIGTERM or SIGINT; ``on_ready(url)`` runs once the port is bound.
+
+    With ``hits_file``, the faults' request counts are read from it once the port is
+    bound (so a shop that held the port before has written them) and written to it
+    before the port is let go.
+    """
     if not is_loopback(host):
         raise ValueError(f"the demo shop binds loopback addresses only, not {host!r}")
     shop = ShopServer(config)
@@ -284,6 +291,8 @@ async def serve(
         ssl_context = self_signed_context(host) if config.tls else None
         site = web.TCPSite(runner, host, port, backlog=1024, ssl_context=ssl_context)
         await site.start()
+        if hits_file is not None:
+            shop.faults.load(hits_file)
         bound_host, bound_port = runner.addresses[0][:2]
         scheme = "https" if config.tls else "http"
         url = (
@@ -298,6 +307,11 @@ async def serve(
             on_ready(url)
         await stop.wait()
         logger.info("Stopping; served %s", json.dumps(shop.counters))
+        if hits_file is not None:
+            try:
+                shop.faults.save(hits_file)
+            except OSError as exc:
+                logger.error("Cannot write %s: %s", hits_file, exc)
     finally:
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.remove_signal_handler(sig)
