@@ -16,7 +16,7 @@ from parsel import Selector
 
 from plt.parsing import parse_listing, parse_product
 from plt.shop.catalog import Catalog, ShopConfig
-from plt.shop.cli import add_shop_arguments, config_from_args, config_to_argv
+from plt.shop.cli import add_shop_arguments, check_args, config_from_args, config_to_argv
 from plt.shop.process import ShopProcess
 
 # Ten listing pages of ten, every other fault off: each test turns on the one it checks.
@@ -101,6 +101,13 @@ def test_new_options_validate_round_trip_and_turn_off() -> None:
             dataclasses.replace(config, forbidden_ids=bad)
     with pytest.raises(ValueError, match="wall_listing_page"):
         dataclasses.replace(config, wall_listing_page=21)
+    # On the command line, one usage line rather than a traceback.
+    opts = parser.parse_args([*config_to_argv(config), f"--forbidden-ids={unlisted}"])
+    assert check_args(opts) == (
+        f"forbidden_ids: {unlisted} is not a listed product's id (the first are "
+        + ", ".join(map(str, ids[:3]))
+        + ")"
+    )
     with pytest.raises(ValueError):
         dataclasses.replace(config, wall_hits=0)
 

@@ -120,7 +120,7 @@ def add_shop_arguments(parser: argparse.ArgumentParser) -> None:
             type=_field_type(f),
             default=f.default,
             metavar={ENCODINGS: "LIST", FLAG: "0|1", IDS: "IDS"}.get(f.metadata["kind"], "N"),
-            help=f"{f.metadata['help']} (default %(default)s)",
+            help=f"{f.metadata['help']} (default {f.default if f.default != '' else 'none'})",
         )
     group.add_argument(
         "--no-faults",
@@ -174,6 +174,10 @@ def check_args(opts: argparse.Namespace) -> str | None:
         return "--write-ground-truth and --write-expected-failures need --base-url"
     if opts.base_url and not writes:
         return "--base-url only applies to --write-ground-truth and --write-expected-failures"
+    try:
+        config_from_args(opts)  # options that must agree with each other
+    except ValueError as exc:
+        return str(exc)
     return None
 
 

@@ -162,7 +162,10 @@ class ShopConfig:
         for pid in ids:
             index = (pid - 1) // ID_STRIDE
             if index >= self.products or product_id_at(self.seed, index) != pid:
-                raise ValueError(f"forbidden_ids: {pid} is not a listed product's id")
+                first = ", ".join(str(product_id_at(self.seed, i)) for i in range(3))
+                raise ValueError(
+                    f"forbidden_ids: {pid} is not a listed product's id (the first are {first})"
+                )
         return ids
 
     def without_faults(self) -> ShopConfig:
