@@ -17,6 +17,7 @@ from parsel import Selector
 from plt.parsing import parse_listing, parse_product
 from plt.shop.catalog import Catalog, ShopConfig
 from plt.shop.cli import add_shop_arguments, check_args, config_from_args, config_to_argv
+from plt.shop.options import EVERY_FAULT
 from plt.shop.process import ShopProcess
 
 # Ten listing pages of ten, every other fault off: each test turns on the one it checks.
@@ -312,6 +313,32 @@ def test_only_the_faults_the_default_crawl_expects_are_on_by_default() -> None:
         "transient_error_rate", "withdrawn_rate", "missing_active_rate", "bad_stock_rate",
         "no_subproducts_rate",
     }  # fmt: skip
+
+
+def test_every_fault_preset_shows_each_fault_in_a_full_size_shop() -> None:
+    config = dataclasses.replace(ShopConfig(), **EVERY_FAULT)
+    catalog = Catalog(config)
+    faults = {f.name for f in dataclasses.fields(ShopConfig) if f.metadata["fault"]}
+    assert set(EVERY_FAULT) <= faults
+    draws = {  # the seeded draw behind each rate, and what it draws over
+        "listing_wall_rate": ("wall", "listing", range(1, catalog.pages + 1)),
+        "listing_reset_rate": ("reset", "listing", range(2, catalog.pages + 1)),
+        **{
+            name: (fault, "product", [p.product_id for p in catalog.products()])
+            for name, fault in (
+                ("truncated_rate", "truncated"), ("product_wall_rate", "wall"),
+                ("forbidden_rate", "forbidden"), ("throttle_rate", "throttle"),
+                ("noncanonical_link_rate", "noncanonical"), ("redirect_loop_rate", "loop"),
+                ("wrong_id_rate", "wrong_id"), ("bad_price_rate", "bad_price"),
+            )
+        },
+    }  # fmt: skip
+    assert set(draws) | {"stock_down_requests"} == set(EVERY_FAULT)
+    for name, (fault, kind, keys) in draws.items():
+        rate = getattr(config, name)
+        chosen = sum(catalog.has_fault(fault, kind, key, rate) for key in keys)
+        assert 0.5 * rate * len(keys) < chosen < 1.5 * rate * len(keys), name
+    assert catalog.summary()["forbidden"] > 0
 
 
 def _get_until_ok(url: str, tries: int = 12) -> tuple[int, str, bytes]:

@@ -16,6 +16,21 @@ ID_STRIDE = 5
 COUNT, POSITIVE, ANY_INT, RATE = "count", "positive", "int", "rate"
 ENCODINGS, FLAG, IDS = "encodings", "flag", "ids"
 KNOWN_ENCODINGS = ("br", "zstd", "gzip", "deflate")
+# Every failure of a real retailer at once, at rates a full-size crawl meets each of
+# them with (a test preset: ``dataclasses.replace(config, **EVERY_FAULT)``).
+EVERY_FAULT: dict[str, float | int] = {
+    "truncated_rate": 0.01,
+    "listing_wall_rate": 0.2,
+    "product_wall_rate": 0.05,
+    "forbidden_rate": 0.001,
+    "throttle_rate": 0.02,
+    "noncanonical_link_rate": 0.02,
+    "redirect_loop_rate": 0.01,
+    "listing_reset_rate": 0.05,
+    "wrong_id_rate": 0.01,
+    "bad_price_rate": 0.01,
+    "stock_down_requests": 100,
+}
 
 
 def _opt(default: Any, kind: str, help: str, fault: bool = False) -> Any:
