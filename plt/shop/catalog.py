@@ -5,6 +5,11 @@ Nothing per product is stored: a product is rebuilt from
 100,000-product shop starts instantly and stays small. Product ids are spread
 over ``[1, ID_STRIDE * products]`` (one id per stride slot, at a seeded offset)
 so that an id is never simply a listing index.
+
+The catalogue also says which products a fault picks for good (a forbidden
+product, a non-canonical listing link, the page a wrong-id answer shows) and
+what a correct crawl exports and gives up; plt.shop.faults decides, request by
+request, the faults that pass.
 """
 
 from __future__ import annotations
@@ -39,10 +44,11 @@ MAX_COLOURS = 4
 MAX_IMAGES = 6
 CURRENCY = "GBP"
 
-# Re-exported: the options' kinds are what plt.shop.cli builds its command line from.
+# ShopConfig and the options' kinds (plt.shop.options) are re-exported from here.
 __all__ = [
-    "ANY_INT", "COUNT", "ENCODINGS", "FLAG", "IDS", "ID_STRIDE", "KNOWN_ENCODINGS", "POSITIVE",
-    "RATE", "Catalog", "Product", "ShopConfig",
+    "ANY_INT", "COL_BASE", "COUNT", "CURRENCY", "ENCODINGS", "FLAG", "IDS", "ID_STRIDE",
+    "KNOWN_ENCODINGS", "MAX_COLOURS", "MAX_IMAGES", "POSITIVE", "RATE", "Catalog", "Product",
+    "ShopConfig", "cents_to_float",
 ]  # fmt: skip
 
 
