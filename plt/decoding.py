@@ -49,35 +49,104 @@ class _Codec(Protocol):
     def read(self, limit: int) -> bytes: ...
 
 
-class _Zlib:
-    """gzip (any number of members), zlib-wrapped or raw deflate."""
+class _Members:
+    """Self-delimiting members (gzip members, zstd frames) one after another.
 
-    def __init__(self, raw: bool = False) -> None:
-        self._wbits = -15 if raw else 47  # 47: gzip or zlib header, detected
-        self._d = zlib.decompressobj(wbits=self._wbits)
+    Bytes after a member that do not start another one are trailing garbage and
+    are ignored, as gzip(1) does; a member that starts and breaks off is not.
+    """
+
+    magic = b""
+
+    def __init__(self) -> None:
+        self._d: object | None = self._new()
         self._pending = b""
-        self.eof = False
+        self._members = 0
+
+    def _new(self) -> object:
+        raise NotImplementedError
+
+    def _step(self, data: bytes, limit: int) -> tuple[bytes, bool]:
+        """Decode from ``data`` (rest back into ``_pending``): (output, member ended)."""
+        raise NotImplementedError
+
+    def _starts_member(self, data: bytes) -> bool:
+        return data.startswith(self.magic)
+
+    @property
+    def eof(self) -> bool:
+        return self._d is None and not self._starts_member(self._pending)
 
     def feed(self, data: bytes) -> None:
         self._pending += data
 
     def read(self, limit: int) -> bytes:
-        if self._d.eof:
-            rest = self._d.unused_data + self._pending
-            if not rest.startswith(GZIP_MAGIC):  # trailing garbage ends the body
-                self.eof = True
-                self._pending = b""
-                return b""
-            self._d = zlib.decompressobj(wbits=self._wbits)
-            self._pending = rest
-        data, self._pending = self._pending, b""
-        out = self._d.decompress(data, limit)
-        self._pending = self._d.unconsumed_tail + self._pending
-        self.eof = self._d.eof and not self._d.unused_data and not self._pending
-        return out
+        while True:
+            if self._d is None:  # between members
+                if not self._starts_member(self._pending):
+                    return b""  # garbage, or too few bytes yet to tell
+                self._d = self._new()
+            data, self._pending = self._pending, b""
+            out, ended = self._step(data, limit)
+            if ended:
+                self._d, self._members = None, self._members + 1
+            if out:
+                return out
+            if not ended and not self._pending:
+                return b""  # needs more input
+
+
+class _Zlib(_Members):
+    """gzip (any number of members), zlib-wrapped or raw deflate."""
+
+    magic = GZIP_MAGIC
+
+    def __init__(self, raw: bool = False) -> None:
+        self._wbits = -15 if raw else 47  # 47: gzip or zlib header, detected
+        super().__init__()
+
+    def _new(self) -> object:
+        return zlib.decompressobj(wbits=self._wbits)
+
+    def _step(self, data: bytes, limit: int) -> tuple[bytes, bool]:
+        d = self._d
+        # Called with no input too: zlib may hold output that max_length held back.
+        out = d.decompress(data, limit)  # type: ignore[attr-defined]
+        if d.eof:  # type: ignore[attr-defined]
+            self._pending = d.unused_data + self._pending  # type: ignore[attr-defined]
+            return out, True
+        self._pending = d.unconsumed_tail + self._pending  # type: ignore[attr-defined]
+        return out, False
+
+
+class _Zstd(_Members):
+    """zstd, including several frames one after another."""
+
+    magic = ZSTD_MAGIC
+
+    def _new(self) -> object:
+        return zstd.ZstdDecompressor()
+
+    def _starts_member(self, data: bytes) -> bool:
+        # A data frame, or a skippable frame (magic 0x184D2A5?).
+        return data.startswith(ZSTD_MAGIC) or (
+            len(data) >= 4 and data[0] & 0xF0 == 0x50 and data[1:4] == b"\x2a\x4d\x18"
+        )
+
+    def _step(self, data: bytes, limit: int) -> tuple[bytes, bool]:
+        d = self._d
+        if not d.needs_input:  # type: ignore[attr-defined]
+            self._pending, data = data + self._pending, b""
+        out = d.decompress(data, limit)  # type: ignore[attr-defined]
+        if d.eof:  # type: ignore[attr-defined]
+            self._pending = d.unused_data + self._pending  # type: ignore[attr-defined]
+            return out, True
+        return out, False
 
 
 class _Brotli:
+    """br. Bytes after its end are an error of the decoder: such a body is damaged."""
+
     def __init__(self) -> None:
         self._d = brotli.Decompressor()
         self._pending = b""
@@ -95,33 +164,6 @@ class _Brotli:
             data, self._pending = self._pending, b""
         out = self._d.process(data, output_buffer_limit=limit)
         self.eof = self._d.is_finished()
-        return out
-
-
-class _Zstd:
-    """zstd, including several concatenated frames."""
-
-    def __init__(self) -> None:
-        self._d = zstd.ZstdDecompressor()
-        self._pending = b""
-        self.eof = False
-
-    def feed(self, data: bytes) -> None:
-        self._pending += data
-
-    def read(self, limit: int) -> bytes:
-        if self._d.eof:
-            self._pending = self._d.unused_data + self._pending
-            if not self._pending:
-                return b""
-            self._d = zstd.ZstdDecompressor()
-        data = b""
-        if self._d.needs_input:
-            data, self._pending = self._pending, b""
-            if not data:
-                return b""
-        out = self._d.decompress(data, limit)
-        self.eof = self._d.eof and not self._d.unused_data and not self._pending
         return out
 
 
@@ -179,31 +221,68 @@ def sniff(body: bytes) -> bytes:
 
 
 def is_supported(encoding: bytes) -> bool:
-    return encoding in (b"", IDENTITY, b"x-gzip", b"raw-deflate", *trimmable_encodings())
+    return encoding in (b"", IDENTITY, b"x-gzip", *trimmable_encodings())
+
+
+SNIFF_BYTES = 64  # enough to tell a magic number, or text from compressed data
+
+
+def actual_encoding(declared: bytes, first: bytes) -> bytes:
+    """What a body that starts with ``first`` most likely is, given its ``Content-Encoding``.
+
+    A magic number wins over the header; "deflate" may be zlib-wrapped (RFC 9110) or
+    raw (some servers); a compressed label on text is a plain page.
+    """
+    seen = sniff(first)
+    if seen in (b"gzip", b"zstd"):
+        return seen
+    if declared != IDENTITY and seen == IDENTITY and looks_like_text(first):
+        return IDENTITY
+    if declared == b"deflate":
+        return b"deflate" if seen == b"deflate" else b"raw-deflate"
+    return declared
 
 
 class HeadDecoder:
     """Decode a body fed in pieces, keeping at most ``max_size`` bytes of output.
 
-    With a ``marker``, decoding stops right after it (``found``); the rest of
-    the body is never decoded.
+    The format is chosen from the body's first bytes (``actual_encoding``), so
+    ``encoding`` is what the body was, whatever its header said. With a
+    ``marker``, decoding stops right after it (``found``) and the codec is freed:
+    the rest of the body is never decoded.
     """
 
-    def __init__(self, encoding: bytes, marker: bytes | None = None, max_size: int = 0) -> None:
-        self.encoding = encoding or IDENTITY
+    def __init__(
+        self,
+        encoding: bytes,
+        marker: bytes | None = None,
+        max_size: int = 0,
+        *,
+        sniff_format: bool = True,
+    ) -> None:
+        self.declared = self.encoding = encoding or IDENTITY
+        self.sniff_format = sniff_format
         self.marker = marker
         self.max_size = max_size
         self.head = bytearray()
         self.found = False
         self.consumed = 0  # encoded bytes fed so far
-        self._codec: _Codec | None = _codec(self.encoding)
+        self._early = b""  # the first bytes, until the format can be told
+        self._codec: _Codec | None = None
 
     def feed(self, data: bytes) -> bool:
         """Decode ``data``; True once the marker was found (nothing more is needed)."""
-        codec = self._codec
-        if codec is None:
+        if self.found:
             return True
         self.consumed += len(data)
+        if self._codec is None:
+            self._early += data
+            if len(self._early) < SNIFF_BYTES:
+                return False
+            data, self._early = self._early, b""
+            self._start(data)
+        codec = self._codec
+        assert codec is not None
         codec.feed(data)
         while not self.found:
             out = codec.read(CHUNK)
@@ -223,13 +302,27 @@ class HeadDecoder:
                 raise ResponseTooLarge(f"decoded body exceeds DOWNLOAD_MAXSIZE={self.max_size}")
         return self.found
 
+    def _start(self, first: bytes) -> None:
+        if self.sniff_format:
+            self.encoding = actual_encoding(self.declared, first)
+        self._codec = _codec(self.encoding)
+
     def result(self) -> bytes:
         """The decoded head, or the whole body; IncompleteBody if the stream broke off."""
+        self.complete()
+        return bytes(self.head)
+
+    def complete(self) -> None:
+        """Raise IncompleteBody unless the marker was found or the stream ended."""
+        if self._codec is None and not self.found:  # a body shorter than SNIFF_BYTES
+            early, self._early = self._early, b""
+            self._start(early)
+            self.consumed -= len(early)
+            self.feed(early)
         if not self.found and not (self._codec is not None and self._codec.eof):
             raise IncompleteBody(
                 f"{self.encoding.decode()} body ended after {self.consumed} bytes, before its end"
             )
-        return bytes(self.head)
 
 
 def decode(
@@ -237,32 +330,30 @@ def decode(
 ) -> HeadDecoder:
     """Decode a whole received body; the returned decoder has its ``result()``.
 
-    A body that fails to decode from its first bytes, or a plain one that
-    starts with a compressed format's magic, is decoded as what it looks like
-    (the decoder's ``encoding``); one that breaks off mid-stream is
-    ``IncompleteBody``.
+    The format comes from the body's first bytes (see ``actual_encoding``); a
+    body that still fails from its first bytes is tried as what else it looks
+    like; one that breaks off mid-stream is ``IncompleteBody``.
     """
     declared = encoding or IDENTITY
-    candidates = [declared]
+    first = actual_encoding(declared, body[:SNIFF_BYTES])
+    candidates = [first, declared, sniff(body)]
     if declared == b"deflate":
-        candidates.append(b"raw-deflate")  # what some servers send as "deflate"
-    candidates.append(sniff(body))
-    if declared == IDENTITY:
-        candidates.reverse()  # a gzip or zstd magic outweighs a missing header
+        candidates.append(b"raw-deflate")
     error: Exception | None = None
     for candidate in dict.fromkeys(candidates):  # in order, without repeats
         if candidate == IDENTITY != declared and not looks_like_text(body):
             continue  # damaged compressed data is not a plain page
-        decoder = HeadDecoder(candidate, marker, max_size)
+        decoder = HeadDecoder(candidate, marker, max_size, sniff_format=False)
+        decoder.declared = declared
         try:
             # In slices, so that ``consumed`` tells how much was needed.
             for start in range(0, len(body), CHUNK):
                 if decoder.feed(body[start : start + CHUNK]):
                     break
+            decoder.complete()  # IncompleteBody for a stream that broke off
         except DECODE_ERRORS as exc:
             error = exc
             continue
-        decoder.result()  # raises IncompleteBody for a stream that broke off
         return decoder
     raise IncompleteBody(f"{declared.decode()} body is damaged: {error}")
 
@@ -271,5 +362,13 @@ _CONTROL = frozenset([*range(9), *range(14, 32)])
 
 
 def looks_like_text(body: bytes, probe: int = 512) -> bool:
-    """No control bytes in the first ``probe`` bytes: compressed data nearly always has some."""
-    return not _CONTROL.intersection(body[:probe])
+    """UTF-8 without control bytes in the first ``probe`` bytes: compressed data never is."""
+    head = body[:probe]
+    if _CONTROL.intersection(head):
+        return False
+    try:
+        head.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        # A character cut by the probe's end is still text.
+        return exc.reason == "unexpected end of data" and exc.start >= len(head) - 3
+    return True

@@ -64,6 +64,11 @@ DOWNLOADER_MIDDLEWARES = {
     "plt.middlewares.headonly.HeadOnlyMiddleware": 595,
 }
 PLT_HEAD_ONLY_ENABLED = True
+# End a product page's download once its block is in (see README, "Encodings and transfers").
+PLT_HEAD_STOP_TRANSFER = True
+# A product page still without its marker after this much decoded output is decoded
+# whole once it has arrived, instead of being held while it downloads.
+PLT_HEAD_STREAM_MAX_BYTES = 256 * 1024
 
 SPIDER_MIDDLEWARES = {
     # Outermost: settles a lease after everything else has seen the output.

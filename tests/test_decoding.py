@@ -7,6 +7,7 @@ import zlib
 
 import brotli
 import pytest
+from scrapy.downloadermiddlewares.httpcompression import ACCEPTED_ENCODINGS
 
 from plt.decoding import (
     CHUNK,
@@ -135,7 +136,50 @@ def test_sniff():
 def test_looks_like_text():
     assert looks_like_text(PAGE)
     assert not looks_like_text(ENCODERS[b"br"](PAGE))
+    assert looks_like_text("<p>Café</p>".encode()[:11])  # a character cut at the end
+    assert not looks_like_text(b"\x8b\xff\x87<!DOCTYPE html>")  # a raw brotli meta-block
 
 
 def test_trimmable_encodings_are_what_scrapy_accepts_here():
-    assert trimmable_encodings() == [b"gzip", b"deflate", b"br", b"zstd"]
+    assert trimmable_encodings() == ACCEPTED_ENCODINGS
+
+
+@pytest.mark.parametrize("encoding", [b"gzip", b"zstd"])
+def test_members_split_anywhere_near_their_boundary(encoding):
+    first = ENCODERS[encoding](b"<main>ab")
+    if encoding == b"zstd":
+        first = zstd.compress(b"<main>ab", options={zstd.CompressionParameter.checksum_flag: 1})
+    body = first + ENCODERS[encoding](b"cd</main>tail")
+    for cut in range(max(1, len(first) - 12), min(len(body), len(first) + 12)):
+        decoder = HeadDecoder(encoding)
+        decoder.feed(body[:cut])
+        decoder.feed(body[cut:])
+        assert decoder.result() == b"<main>abcd</main>tail", cut
+    one_byte = HeadDecoder(encoding)
+    for piece in (body[: len(first)], body[len(first) : len(first) + 1], body[len(first) + 1 :]):
+        one_byte.feed(piece)
+    assert one_byte.result() == b"<main>abcd</main>tail"
+
+
+@pytest.mark.parametrize("encoding", [b"gzip", b"zstd"])
+def test_trailing_bytes_after_the_last_member_are_ignored(encoding):
+    body = ENCODERS[encoding](PAGE) + b"\n"
+    assert decode(body, encoding).result() == PAGE
+
+
+def test_streamed_format_comes_from_the_first_bytes():
+    raw = HeadDecoder(b"deflate", MARKER)
+    assert raw.feed(raw_deflate(PAGE)[:4096]) and raw.encoding == b"raw-deflate"
+    unlabelled = HeadDecoder(b"identity", MARKER)
+    assert unlabelled.feed(gzip.compress(PAGE)[:4096]) and unlabelled.encoding == b"gzip"
+    plain = HeadDecoder(b"br", MARKER)
+    assert plain.feed(PAGE[:4096]) and plain.encoding == b"identity"
+
+
+def test_a_body_shorter_than_the_sniffing_window():
+    assert HeadDecoder(b"gzip", MARKER).feed(gzip.compress(b"<main>x</main>")) is False
+    short = HeadDecoder(b"gzip")
+    short.feed(gzip.compress(b"ab"))
+    assert short.result() == b"ab"
+    empty = HeadDecoder(b"identity")
+    assert empty.result() == b""

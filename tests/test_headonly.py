@@ -146,12 +146,14 @@ def test_without_stopping_the_stream_is_still_decoded_as_it_arrives():
     assert mw.process_response(request, response(request, wire)).body == HEAD
 
 
-def test_streamed_mislabelled_body_falls_back_to_the_whole_body():
+def test_streamed_mislabelled_body_is_read_as_what_it_is():
     mw = make_mw()
     request = flagged()
     mw.headers_received(headers(b"gzip", len(PAGE)), len(PAGE), request, None)
-    mw.bytes_received(PAGE[:1000], request, None)  # not gzip: no StopDownload, no error
-    assert mw.process_response(request, response(request, PAGE)).body == HEAD
+    with pytest.raises(StopDownload):
+        mw.bytes_received(PAGE[:1000], request, None)  # plain text, labelled gzip
+    assert mw.process_response(request, response(request, PAGE[:1000])).body == HEAD
+    assert mw.stats.get_value("plt/decode/mislabelled") == 1
 
 
 def test_an_error_page_that_showed_the_marker_is_read_as_received():
@@ -203,6 +205,88 @@ def test_a_page_whose_transfer_may_be_stopped_asks_for_its_own_connection():
     make_mw().process_request(listing)
     make_mw(PLT_HEAD_STOP_TRANSFER=False).process_request(kept)
     assert b"Connection" not in listing.headers and b"Connection" not in kept.headers
+
+
+def test_decoded_text_takes_its_charset_from_the_page_not_the_compressed_bytes():
+    mw = make_mw()
+    page = '<html><head><meta charset="utf-8"></head><main>Café</main>'.encode()
+    for encoding in ENCODE:
+        request = flagged()
+        resp = HtmlResponse(
+            request.url,
+            body=ENCODE[encoding](page),
+            headers={"Content-Encoding": encoding, "Content-Type": "text/html"},
+            request=request,
+        )
+        out = mw.process_response(request, resp)
+        assert "Café" in out.text and out.encoding == "utf-8"
+
+
+def test_empty_bodies_pass_untouched_and_are_never_streamed():
+    mw = make_mw()
+    request = flagged()
+    mw.headers_received(headers(b"gzip", 0), 0, request, None)
+    assert not mw._streams
+    for status in (200, 204, 304, 404):
+        resp = response(request, b"", status=status)
+        assert mw.process_response(request, resp) is resp
+    head = Request("http://shop/product/x-1", method="HEAD", meta={"plt_head_until": "</main>"})
+    mw.headers_received(headers(b"gzip", 100), 100, head, None)
+    assert not mw._streams
+
+
+def test_a_page_without_its_marker_is_not_held_while_it_downloads():
+    mw = make_mw(PLT_HEAD_STREAM_MAX_BYTES=100_000)
+    request = flagged()
+    page = PAGE.replace(b"</main>", b"</nope>")
+    wire = gzip.compress(page)
+    mw.headers_received(headers(b"gzip", len(wire)), len(wire), request, None)
+    for i in range(0, len(wire), 20_000):
+        mw.bytes_received(wire[i : i + 20_000], request, None)
+    assert mw._streams[request] is None  # dropped past the cap
+    assert mw.process_response(request, response(request, wire)).body == page
+
+
+def test_retries_follow_retry_enabled_and_dont_retry():
+    cut = gzip.compress(PAGE)[:20]
+    no_retry = flagged()
+    no_retry.meta["dont_retry"] = True
+    for mw, request in ((make_mw(RETRY_ENABLED=False), flagged()), (make_mw(), no_retry)):
+        with pytest.raises(IncompleteBody):
+            mw.process_response(request, response(request, cut))
+
+
+def test_several_content_encodings_are_left_to_scrapy():
+    mw = make_mw()
+    request = flagged()
+    resp = HtmlResponse(
+        request.url,
+        body=brotli.compress(gzip.compress(PAGE)),
+        headers=Headers({"Content-Encoding": ["gzip", "br"]}),
+        request=request,
+    )
+    assert mw.process_response(request, resp) is resp
+
+
+def test_warnsize_from_meta_is_counted():
+    mw = make_mw()
+    request = Request("http://shop/x", meta={"download_warnsize": 1000})
+    mw.process_response(request, response(request, gzip.compress(PAGE)))
+    assert mw.stats.get_value("plt/decode/over_warnsize") == 1
+
+
+def test_unlabelled_compressed_listing_is_decoded():
+    mw = make_mw()
+    request = Request("http://shop/products?page=1")
+    out = mw.process_response(request, response(request, gzip.compress(b"<ul>x</ul>"), None))
+    assert out.body == b"<ul>x</ul>"
+
+
+def test_with_compression_disabled_nothing_is_asked_for():
+    mw = make_mw(COMPRESSION_ENABLED=False)
+    request = Request("http://shop/")
+    mw.process_request(request)
+    assert b"Accept-Encoding" not in request.headers
 
 
 def test_without_brotli_the_request_does_not_ask_for_br(monkeypatch):

@@ -327,6 +327,7 @@ def test_negotiate_picks_the_shops_preference_among_what_is_accepted() -> None:
     assert negotiate("gzip;q=0, deflate", preferred) == "deflate"
     assert negotiate("", preferred) == "identity"
     assert negotiate("*", ["zstd"]) == "zstd"
+    assert negotiate("gzip;q=0, *", ["gzip", "deflate"]) == "deflate"
     assert negotiate("br", ["gzip"]) == "identity"
 
 
@@ -385,7 +386,7 @@ def test_truncated_first_answer_and_mislabelled_pages() -> None:
     assert headers["Content-Encoding"] == "gzip" and body.startswith(b"<!DOCTYPE html>")
 
 
-def test_https_and_paced_bandwidth() -> None:
+def test_https_and_a_paced_page_arrive_whole() -> None:
     config = ShopConfig(products=10, page_bytes=20_000, tls=True, bandwidth_kbit=100_000.0)
     product = Catalog(config).product_at(1)
     context = ssl.create_default_context()

@@ -20,13 +20,14 @@ HttpCompressionMiddleware (590) and decodes every encoded response itself
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 from weakref import WeakKeyDictionary
 
 from scrapy import signals
 from scrapy.downloadermiddlewares.httpcompression import ACCEPTED_ENCODINGS
 from scrapy.downloadermiddlewares.retry import get_retry_request
 from scrapy.exceptions import NotConfigured, StopDownload
+from scrapy.http import TextResponse
 from scrapy.responsetypes import responsetypes
 
 from plt.decoding import (
@@ -37,6 +38,7 @@ from plt.decoding import (
     ResponseTooLarge,
     decode,
     is_supported,
+    sniff,
     trimmable_encodings,
 )
 
@@ -52,7 +54,7 @@ logger = logging.getLogger(__name__)
 META_KEY = "plt_head_until"
 SCRAPY_ACCEPT_ENCODING = b", ".join(ACCEPTED_ENCODINGS)
 # Encodings that mean "no encoding", and spellings of the same one.
-_ALIASES = {b"": IDENTITY, b"x-gzip": b"gzip", b"raw-deflate": b"deflate"}
+_ALIASES = {b"x-gzip": b"gzip", b"raw-deflate": b"deflate"}
 
 
 class HeadOnlyMiddleware:
@@ -67,7 +69,12 @@ class HeadOnlyMiddleware:
         self.max_size = settings.getint("DOWNLOAD_MAXSIZE")
         self.warn_size = settings.getint("DOWNLOAD_WARNSIZE")
         self.stop_transfer = settings.getbool("PLT_HEAD_STOP_TRANSFER", True)
-        self.accept_encoding = b", ".join(trimmable_encodings())
+        self.stream_max = settings.getint("PLT_HEAD_STREAM_MAX_BYTES", 256 * 1024)
+        self.retry_enabled = settings.getbool("RETRY_ENABLED")
+        # With COMPRESSION_ENABLED off the user asked for plain bodies: ask for nothing.
+        self.accept_encoding = (
+            b", ".join(trimmable_encodings()) if settings.getbool("COMPRESSION_ENABLED") else None
+        )
         self._streams: WeakKeyDictionary[Request, HeadDecoder | None] = WeakKeyDictionary()
         self._warned: set[str] = set()
         crawler.signals.connect(self.headers_received, signal=signals.headers_received)
@@ -80,7 +87,8 @@ class HeadOnlyMiddleware:
     def process_request(self, request: Request, spider: Spider | None = None) -> None:
         # Ask only for what can be decoded in bounded chunks, unless the
         # request chose its own Accept-Encoding.
-        if request.headers.get(b"Accept-Encoding") in (None, SCRAPY_ACCEPT_ENCODING):
+        own = request.headers.get(b"Accept-Encoding") not in (None, SCRAPY_ACCEPT_ENCODING)
+        if self.accept_encoding and not own:
             request.headers[b"Accept-Encoding"] = self.accept_encoding
         if self.stop_transfer and request.meta.get(META_KEY):
             # Ending a download closes its connection. Said up front, the connection
@@ -96,7 +104,7 @@ class HeadOnlyMiddleware:
     ) -> None:
         marker = request.meta.get(META_KEY)
         encoding = _encoding(headers)
-        if marker and is_supported(encoding):
+        if marker and body_length and request.method != "HEAD" and is_supported(encoding):
             self._streams[request] = HeadDecoder(encoding, marker.encode(), self._max_size(request))
 
     def bytes_received(self, data: bytes, request: Request, spider: Spider) -> None:
@@ -108,11 +116,15 @@ class HeadOnlyMiddleware:
         except ResponseTooLarge:
             raise StopDownload(fail=False) from None  # process_response tells why
         except DECODE_ERRORS:
-            # Not what its header says: process_response decodes the whole body.
+            # Damaged, or not what it looks like: process_response decodes the whole body.
             self._streams[request] = None
             return
         if found and self.stop_transfer:
             raise StopDownload(fail=False)
+        if not found and len(decoder.head) > self.stream_max:
+            # No marker yet: stop holding a growing head per download in flight;
+            # process_response decodes the page once, when it is in.
+            self._streams[request] = None
 
     # -- the response ------------------------------------------------------------
 
@@ -126,9 +138,9 @@ class HeadOnlyMiddleware:
         decoder = self._streams.pop(request, None)
         marker = request.meta.get(META_KEY) if response.status == 200 else None
         encoding = _encoding(response.headers)
-        if decoder is None and not (body and is_supported(encoding)):
-            return response  # nothing to decode, or an encoding Scrapy may know
-        if decoder is None and encoding == IDENTITY and not marker:
+        if not body or not is_supported(encoding):
+            return response  # nothing to decode, or encodings Scrapy may know
+        if decoder is None and encoding == IDENTITY and not marker and sniff(body) == IDENTITY:
             return response
         try:
             if decoder is None:
@@ -149,7 +161,12 @@ class HeadOnlyMiddleware:
         # HttpCompressionMiddleware does after decoding.
         respcls = responsetypes.from_args(headers=headers, url=response.url, body=decoded)
         flags = [*response.flags, "head"] if decoder.found else response.flags
-        return response.replace(cls=respcls, body=decoded, headers=headers, flags=flags)
+        kwargs: dict[str, Any] = {"cls": respcls, "body": decoded, "headers": headers}
+        if issubclass(respcls, TextResponse):
+            # An encoding guessed from the compressed bytes must not stick to the
+            # decoded ones (HttpCompressionMiddleware does the same).
+            kwargs["encoding"] = None
+        return response.replace(flags=flags, **kwargs)
 
     def process_exception(
         self, request: Request, exception: Exception, spider: Spider | None = None
@@ -164,8 +181,10 @@ class HeadOnlyMiddleware:
     def _incomplete(self, request: Request, exc: IncompleteBody) -> Request:
         """A body that broke off: retried like a dropped connection, then kept for the next run."""
         self.stats.inc_value("plt/decode/incomplete")
-        spider = self.crawler.spider
-        retry = get_retry_request(request, spider=spider, reason="plt.IncompleteBody")
+        retry = None
+        if self.retry_enabled and not request.meta.get("dont_retry"):
+            spider = self.crawler.spider
+            retry = get_retry_request(request, spider=spider, reason="plt.IncompleteBody")
         if retry is None:
             raise IncompleteBody(f"{request.url}: {exc}")
         return retry
@@ -196,13 +215,15 @@ class HeadOnlyMiddleware:
                 declared.decode(),
                 used.decode(),
             )
-        if self.warn_size and decoded > self.warn_size:
+        warn_size = int(request.meta.get("download_warnsize", self.warn_size))
+        if warn_size and decoded > warn_size:
+            stats.inc_value("plt/decode/over_warnsize")
             self._warn_once(
                 "warnsize",
                 "%s: %d bytes decoded exceeds DOWNLOAD_WARNSIZE=%d (warned once)",
                 request.url,
                 decoded,
-                self.warn_size,
+                warn_size,
             )
 
     def _warn_once(self, key: str, msg: str, *args: object) -> None:
@@ -212,5 +233,10 @@ class HeadOnlyMiddleware:
 
 
 def _encoding(headers: Headers) -> bytes:
-    value = (headers.get(b"Content-Encoding") or b"").strip().lower()
+    """The one Content-Encoding of a response; several are left to Scrapy (b"multiple")."""
+    values = b",".join(headers.getlist(b"Content-Encoding")).lower().split(b",")
+    names = [name.strip() for name in values if name.strip() not in (b"", IDENTITY)]
+    if len(names) > 1:
+        return b"multiple"
+    value = names[0] if names else IDENTITY
     return _ALIASES.get(value, value)

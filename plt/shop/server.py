@@ -52,18 +52,17 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 def negotiate(accept_encoding: str, preferred: list[str]) -> str:
     """The first of ``preferred`` that an Accept-Encoding header allows, else identity."""
-    accepted = set()
+    accepted, refused = set(), set()
     for item in accept_encoding.lower().split(","):
         name, _, params = item.partition(";")
         q = params.strip().removeprefix("q=")
         try:
-            if params and float(q) <= 0:
-                continue
+            weight = float(q) if params else 1.0
         except ValueError:
             continue
-        accepted.add(name.strip())
+        (accepted if weight > 0 else refused).add(name.strip())
     for encoding in preferred:
-        if encoding in accepted or "*" in accepted:
+        if encoding in accepted or ("*" in accepted and encoding not in refused):
             return encoding
     return "identity"
 
@@ -144,9 +143,9 @@ class ShopServer:
         With ``latency_ms`` taken as the round-trip time, a new connection costs one
         more round trip (TCP), two over TLS (TCP, then a TLS 1.3 handshake).
         """
-        delay = self._delay
-        if delay > 0 and request.transport not in self._connections:
-            self._connections.add(request.transport)
+        delay, connection = self._delay, request.transport
+        if delay > 0 and connection is not None and connection not in self._connections:
+            self._connections.add(connection)
             delay *= 3 if self.config.tls else 2
         if delay > 0:
             await asyncio.sleep(delay)
