@@ -228,3 +228,12 @@ def test_a_stopped_then_resumed_job_ends_with_its_summary(shop, tmp_path):
     assert title.endswith("), 2 runs")
     assert "run 1 (closespider_itemcount)" in texts
     assert "run 2 (finished)" in texts
+
+    # A finished job run again does nothing, and still ends with its summary.
+    third = run_crawl(tmp_path, shop.url)
+    assert third.returncode == 0, third.stderr[-3000:]
+    tail = summary_of(third.stderr)
+    assert tail[1] == "  state     finished"
+    assert tail[2].startswith(f"  products  {total:,} in the job") and tail[2].endswith(
+        "0 of them new this run"
+    )

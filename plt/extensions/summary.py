@@ -98,17 +98,33 @@ class JobSummary:
         self.settings = settings
         self.command = same_command(sys.orig_argv)
         self.started = time.time()
+        self._logged = False
         crawler.signals.connect(self.engine_stopped, signal=signals.engine_stopped)
+        crawler.signals.connect(self.spider_closed, signal=signals.spider_closed)
 
     @classmethod
     def from_crawler(cls, crawler: Crawler) -> JobSummary:
         return cls(crawler)
 
+    def spider_closed(self, spider: object, reason: str) -> None:
+        """A spider closed before the engine ran (a finished job, a job-state error):
+        Scrapy then sends no engine_stopped, so the summary comes as the reactor stops,
+        after the stats dump."""
+        if getattr(self.crawler.engine, "running", True):
+            return  # engine_stopped follows
+        from twisted.internet import reactor
+
+        reactor.addSystemEventTrigger("before", "shutdown", self.log_summary)
+
     async def engine_stopped(self) -> None:
         await self._spider_closed()
+        self.log_summary()
+
+    def log_summary(self) -> None:
         stats = self.crawler.stats.get_stats()
-        if stats.get("finish_reason") is None:
-            return  # the spider never opened: whatever stopped it said so
+        if stats.get("finish_reason") is None or self._logged:
+            return  # the spider never opened (whatever stopped it said so), or said
+        self._logged = True
         logger.info("Job summary:\n%s", "\n".join(self.lines(stats)))
 
     async def _spider_closed(self) -> None:
