@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import subprocess
+import urllib.error
+import urllib.request
 from collections.abc import AsyncIterator, Iterable
 from typing import Any
 
@@ -39,3 +41,21 @@ def terminate(proc: subprocess.Popen[Any] | None, timeout: float) -> None:
     except subprocess.TimeoutExpired:
         proc.kill()
         proc.wait()
+
+
+LOOPBACK_OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # no proxies
+
+
+def fetch(
+    url: str, encoding: str | None = None, *, opener: urllib.request.OpenerDirector | None = None
+) -> tuple[int, dict[str, str], bytes]:
+    """Status, headers and body of a GET, error statuses included."""
+    request = urllib.request.Request(url)
+    if encoding:
+        request.add_header("Accept-Encoding", encoding)
+    try:
+        with (opener or LOOPBACK_OPENER).open(request, timeout=30) as response:
+            return response.status, dict(response.headers), response.read()
+    except urllib.error.HTTPError as exc:
+        with exc:
+            return exc.code, dict(exc.headers), exc.read()

@@ -29,22 +29,10 @@ from plt.shop.pages import (
 from plt.shop.process import ShopProcess, ShopProcessError
 from plt.shop.server import negotiate
 from tests.conftest import FAULTY_SHOP
+from tests.helpers import fetch
 
 # The end-to-end tests' faulty shop, smaller: 200 products show every case.
 SMALL = dataclasses.replace(FAULTY_SHOP, products=200, page_bytes=20_000, sold_out_rate=0.08)
-OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # loopback only
-
-
-def fetch(url: str, encoding: str | None = None) -> tuple[int, dict[str, str], bytes]:
-    request = urllib.request.Request(url)
-    if encoding:
-        request.add_header("Accept-Encoding", encoding)
-    try:
-        with OPENER.open(request, timeout=30) as response:
-            return response.status, dict(response.headers), response.read()
-    except urllib.error.HTTPError as exc:
-        with exc:
-            return exc.code, dict(exc.headers), exc.read()
 
 
 def fetch_retrying(url: str, encoding: str | None = None) -> tuple[int, dict[str, str], bytes]:

@@ -19,6 +19,7 @@ from plt.shop.catalog import Catalog, ShopConfig
 from plt.shop.cli import add_shop_arguments, check_args, config_from_args, config_to_argv
 from plt.shop.options import EVERY_FAULT
 from plt.shop.process import ShopProcess
+from tests.helpers import fetch
 
 # Ten listing pages of ten, every other fault off: each test turns on the one it checks.
 BASE = ShopConfig(
@@ -61,17 +62,8 @@ class _NoRedirect(urllib.request.HTTPRedirectHandler):
 OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}), _NoRedirect())
 
 
-def fetch(url: str) -> tuple[int, dict[str, str], bytes]:
-    try:
-        with OPENER.open(url, timeout=30) as response:
-            return response.status, dict(response.headers), response.read()
-    except urllib.error.HTTPError as exc:
-        with exc:
-            return exc.code, dict(exc.headers), exc.read()
-
-
 def statuses(url: str, n: int) -> list[int]:
-    return [fetch(url)[0] for _ in range(n)]
+    return [fetch(url, opener=OPENER)[0] for _ in range(n)]
 
 
 def shown_id(body: bytes) -> int:
@@ -116,7 +108,7 @@ def test_new_options_validate_round_trip_and_turn_off() -> None:
 def test_listing_wall_lifts_after_wall_hits() -> None:
     config = dataclasses.replace(BASE, wall_listing_page=2)
     with ShopProcess(config) as shop:
-        status, _, body = fetch(f"{shop.url}/products?page=2")
+        status, _, body = fetch(f"{shop.url}/products?page=2", opener=OPENER)
         assert status == 403 and b"Access denied" in body
         assert statuses(f"{shop.url}/products?page=2", 3) == [403, 200, 200]
         assert statuses(f"{shop.url}/products?page=3", 1) == [200]
@@ -191,7 +183,7 @@ def test_throttled_first_hit_answers_429_with_retry_after() -> None:
     product = Catalog(config).product_at(2)
     with ShopProcess(config) as shop:
         for path in ("/products?page=4", product.path, f"/api/stock/{product.col_nums[0]}"):
-            status, headers, _ = fetch(shop.url + path)
+            status, headers, _ = fetch(shop.url + path, opener=OPENER)
             assert (status, headers["Retry-After"]) == (429, "7"), path
             assert statuses(shop.url + path, 2) == [200, 200]
         assert shop.stats()["throttled_429"] == 3
@@ -205,7 +197,7 @@ def test_non_canonical_links_redirect_to_the_canonical_url_every_time() -> None:
     config = dataclasses.replace(BASE, noncanonical_link_rate=0.3)
     catalog = Catalog(config)
     with ShopProcess(config) as shop:
-        status, _, body = fetch(f"{shop.url}/products?page=1")
+        status, _, body = fetch(f"{shop.url}/products?page=1", opener=OPENER)
         listing = parse_listing(Selector(text=body.decode()))
         products = catalog.listing_page(1)
         assert listing.product_ids == [p.product_id for p in products]
@@ -218,7 +210,7 @@ def test_non_canonical_links_redirect_to_the_canonical_url_every_time() -> None:
         for href, product in moved:
             assert href == f"/product/item-{product.product_id}"
             for _ in range(3):
-                status, headers, _ = fetch(shop.url + href)
+                status, headers, _ = fetch(shop.url + href, opener=OPENER)
                 assert (status, headers["Location"]) == (301, product.path)
             assert statuses(urljoin(shop.url + href, headers["Location"]), 1) == [200]
         assert shop.stats()["canonical_301"] == 3 * len(moved)
@@ -229,11 +221,11 @@ def test_redirect_loop_for_the_first_wall_hits() -> None:
     product = Catalog(config).product_at(3)
     with ShopProcess(config) as shop:
         for _ in range(2):
-            status, headers, _ = fetch(shop.url + product.path)
+            status, headers, _ = fetch(shop.url + product.path, opener=OPENER)
             assert (status, headers["Location"]) == (302, f"/product/item-{product.product_id}")
-            status, headers, _ = fetch(shop.url + headers["Location"])
+            status, headers, _ = fetch(shop.url + headers["Location"], opener=OPENER)
             assert (status, headers["Location"]) == (301, product.path)  # A -> B -> A
-        status, _, body = fetch(shop.url + product.path)
+        status, _, body = fetch(shop.url + product.path, opener=OPENER)
         assert status == 200 and shown_id(body) == product.product_id
         stats = shop.stats()
     assert stats["redirect_loop_302"] == 2 and stats["canonical_301"] == 2
@@ -244,7 +236,7 @@ def test_a_listing_page_first_redirects_to_page_1() -> None:
     with ShopProcess(config) as shop:
         assert statuses(f"{shop.url}/products?page=1", 2) == [200, 200]
         for page in (2, 10):
-            status, headers, _ = fetch(f"{shop.url}/products?page={page}")
+            status, headers, _ = fetch(f"{shop.url}/products?page={page}", opener=OPENER)
             assert (status, headers["Location"]) == (302, "/products?page=1")
             assert statuses(f"{shop.url}/products?page={page}", 2) == [200, 200]
         assert shop.stats()["listing_reset_302"] == 2
@@ -261,8 +253,8 @@ def test_wrong_id_page_shows_the_next_exportable_product_once() -> None:
     other = catalog.shown_instead(product)
     assert other is not None and other.index > product.index + 1 and not other.withdrawn
     with ShopProcess(config) as shop:
-        status, _, first = fetch(shop.url + product.path)
-        status2, _, second = fetch(shop.url + product.path)
+        status, _, first = fetch(shop.url + product.path, opener=OPENER)
+        status2, _, second = fetch(shop.url + product.path, opener=OPENER)
         stats = shop.stats()
     assert status == status2 == 200
     url = shop.url + product.path
@@ -282,11 +274,11 @@ def test_bad_price_makes_the_crawlers_parsing_raise_once() -> None:
     with ShopProcess(config) as shop:
         for product in (sold_out, in_stock):
             url = shop.url + product.path
-            _, _, body = fetch(url)
+            _, _, body = fetch(url, opener=OPENER)
             assert b'<span class="price-now">&pound;,</span>' in body
             with pytest.raises(ValueError):
                 parse_product(Selector(text=body.decode()), url)
-            _, _, body = fetch(url)
+            _, _, body = fetch(url, opener=OPENER)
             item = parse_product(Selector(text=body.decode()), url)
             assert (
                 item["current_price"] == catalog.expected_item(product, shop.url)["current_price"]
@@ -299,7 +291,7 @@ def test_stock_api_down_for_its_first_requests() -> None:
     product = Catalog(config).product_at(0)
     with ShopProcess(config) as shop:
         good, unknown = f"{shop.url}/api/stock/{product.col_nums[0]}", f"{shop.url}/api/stock/5"
-        assert [fetch(url)[0] for url in (good, unknown, good, unknown, good)] == [
+        assert [fetch(url, opener=OPENER)[0] for url in (good, unknown, good, unknown, good)] == [
             503, 503, 503, 404, 200,
         ]  # fmt: skip
         assert statuses(f"{shop.url}/products?page=1", 1) == [200]  # the shop itself is up
@@ -345,7 +337,7 @@ def _get_until_ok(url: str, tries: int = 12) -> tuple[int, str, bytes]:
     """A patient client: retries what may pass, follows redirects; (status, final URL, body)."""
     status, body = 0, b""
     for _ in range(tries):
-        status, headers, body = fetch(url)
+        status, headers, body = fetch(url, opener=OPENER)
         if status in (301, 302):
             url = urljoin(url, headers["Location"])
         elif status not in (403, 429, 503):
