@@ -42,5 +42,11 @@ class RunLog:
         stats = dict(self.crawler.stats.get_stats())
         stats["finish_reason"] = reason
         line = json.dumps(stats, default=str, sort_keys=True) + "\n"
-        with self.path.open("a", encoding="utf-8") as f:
-            f.write(line)
+        try:
+            with self.path.open("a", encoding="utf-8") as f:
+                f.write(line)
+        except OSError as exc:
+            # A full or read-only disk has been reported already; the run's stats
+            # are in the log above.
+            self.crawler.stats.inc_value("plt/runlog/unwritten")
+            logger.warning("Run not recorded in %s: %s", self.path, exc.strerror or exc)
