@@ -56,15 +56,22 @@ def incomplete_line(account: Account, pending: int) -> str:
         f"{account.no_request:,} with no request left" if account.no_request else "",
         f"{account.given_up:,} given up" if account.given_up else "",
     ]
-    line = (
-        f"The job is not finished: {account.missing:,} of {account.shown:,} items the listing "
-        f"showed are missing ({', '.join(c for c in causes if c) or 'none'})"
-    )
+    parts = []
+    if account.missing:
+        parts.append(
+            f"{account.missing:,} of {account.shown:,} items the listing showed are missing "
+            f"({', '.join(c for c in causes if c)})"
+        )
     if account.others_left:
-        line += f"; {account.others_left:,} requests without an item (listing pages) left"
+        parts.append(f"{account.others_left:,} requests without an item (listing pages) left")
     if pending:
-        line += f"; {pending:,} partial items wait for their last request"
-    return line + ". Run the same command again to fetch what remains."
+        parts.append(f"{pending:,} partial items wait for their last request")
+    if not parts:
+        parts.append(f"{account.requests_left:,} requests left")
+    return (
+        f"The job is not finished: {'; '.join(parts)}. Run the same command again to "
+        f"retry them."
+    )
 
 
 def given_up_line(state: Any, account: Account) -> str:
