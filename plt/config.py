@@ -84,7 +84,7 @@ def shop_config(settings: BaseSettings) -> ShopConfig:
         kind = type(fields[key].default)
         allowed = (int, float) if kind is float else (kind,)
         if isinstance(value, bool) or not isinstance(value, allowed):
-            what = "a number" if kind is float else "a whole number"
+            what = {float: "a number", str: "a string"}.get(kind, "a whole number")
             raise ConfigError(f"{name}: {key} must be {what}, got {value!r}")
     try:
         return ShopConfig(**options)

@@ -28,6 +28,7 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 PORT_FILE = "embedded-shop-port"
+HITS_FILE = "embedded-shop-hits.json"  # a wall that lifts after N hits lifts across runs
 
 
 def _answers(port: int) -> bool:
@@ -59,7 +60,8 @@ class EmbeddedShopAddon:
             # it, and the job lock will say so.
             settings.set("SHOP_URL", f"http://127.0.0.1:{port}", priority="cmdline")
             return
-        self.shop = ShopProcess(config, port=port)
+        hits_file = port_file.with_name(HITS_FILE) if port_file else None
+        self.shop = ShopProcess(config, port=port, hits_file=hits_file)
         self.shop.start()
         if port_file:
             port_file.parent.mkdir(parents=True, exist_ok=True)

@@ -8,7 +8,7 @@ from scrapy.settings import Settings
 
 from plt.config import check_concurrency, check_retailer, check_url, shop_config
 from plt.errors import ConfigError
-from plt.shop.catalog import ShopConfig
+from plt.shop.catalog import Catalog, ShopConfig
 
 
 def test_config_error_is_scrapys_usage_error_without_help():
@@ -82,6 +82,9 @@ def test_shop_options_from_json_text_or_a_dict():
     for options in ('{"products": 5, "latency_ms": 2}', {"products": 5, "latency_ms": 2}):
         assert shop_config(Settings({"PLT_EMBEDDED_SHOP_OPTIONS": options})) == expected
     assert shop_config(Settings()) == ShopConfig()
+    listed = Catalog(ShopConfig()).product_id_at(3)
+    faults = {"wall_listing_page": 2, "forbidden_ids": str(listed), "throttle_rate": 0.5}
+    assert shop_config(Settings({"PLT_EMBEDDED_SHOP_OPTIONS": faults})) == ShopConfig(**faults)
 
 
 @pytest.mark.parametrize(
@@ -96,6 +99,8 @@ def test_shop_options_from_json_text_or_a_dict():
         ('{"latency_ms": "x"}', "PLT_EMBEDDED_SHOP_OPTIONS: latency_ms must be a number"),
         ('{"products": -1}', "PLT_EMBEDDED_SHOP_OPTIONS: products must be >= 0, got -1"),
         ('{"withdrawn_rate": 2}', "PLT_EMBEDDED_SHOP_OPTIONS: withdrawn_rate must be within"),
+        ('{"forbidden_ids": [4]}', "PLT_EMBEDDED_SHOP_OPTIONS: forbidden_ids must be a string"),
+        ('{"forbidden_ids": "4,x"}', "PLT_EMBEDDED_SHOP_OPTIONS: forbidden_ids: not a product id"),
     ],
 )
 def test_bad_shop_options(options, message):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import fcntl
 import http.server
 import json
@@ -144,6 +145,10 @@ def test_embedded_demo_retailer_when_asked_for(tmp_path):
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "crawling the demo retailer at http://127.0.0.1:" in proc.stderr
     assert runs(tmp_path)[-1]["plt/products/total"] == 150
+    assert json.loads((tmp_path / "embedded-shop-hits.json").read_text())["config"] == {
+        **dataclasses.asdict(ShopConfig()),
+        **EMBEDDED,
+    }
     result = compare(read_items(tmp_path / ITEMS_FILE), embedded_truth(tmp_path))
     assert result.exact, result.summary()
 

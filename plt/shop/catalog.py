@@ -5,103 +5,51 @@ Nothing per product is stored: a product is rebuilt from
 100,000-product shop starts instantly and stays small. Product ids are spread
 over ``[1, ID_STRIDE * products]`` (one id per stride slot, at a seeded offset)
 so that an id is never simply a listing index.
+
+The catalogue also says which products a fault picks for good (a forbidden
+product, a non-canonical listing link, the page a wrong-id answer shows) and
+what a correct crawl exports and gives up; plt.shop.faults decides, request by
+request, the faults that pass.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import math
 import random
 import zlib
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from plt.shop import words
+from plt.shop.options import (
+    ANY_INT,
+    COUNT,
+    ENCODINGS,
+    FLAG,
+    ID_STRIDE,
+    IDS,
+    KNOWN_ENCODINGS,
+    POSITIVE,
+    RATE,
+    ShopConfig,
+    product_id_at,
+)
 
 logger = logging.getLogger(__name__)
 
-ID_STRIDE = 5
 COL_BASE = 100_000  # col_num = COL_BASE + product_id * 10 + k, as in the contract's example
 MAX_COLOURS = 4
 MAX_IMAGES = 6
 CURRENCY = "GBP"
 
-# Field metadata drives the command line (plt.shop.cli): kind selects the validator,
-# fault marks the rates that --no-faults zeroes.
-COUNT, POSITIVE, ANY_INT, RATE = "count", "positive", "int", "rate"
-ENCODINGS, FLAG = "encodings", "flag"
-KNOWN_ENCODINGS = ("br", "zstd", "gzip", "deflate")
-
-
-def _opt(default: Any, kind: str, help: str, fault: bool = False) -> Any:
-    return field(default=default, metadata={"kind": kind, "help": help, "fault": fault})
-
-
-@dataclass(frozen=True)
-class ShopConfig:
-    """Everything that shapes what the demo shop serves."""
-
-    products: int = _opt(20103, COUNT, "number of listed products")
-    seed: int = _opt(1, ANY_INT, "seed of all generated data")
-    page_bytes: int = _opt(1_500_000, COUNT, "approximate decompressed product page size")
-    per_page: int = _opt(48, POSITIVE, "product tiles per listing page")
-    transient_error_rate: float = _opt(
-        0.01, RATE, "fraction of URLs whose first request answers 503", fault=True
-    )
-    withdrawn_rate: float = _opt(
-        0.005, RATE, "fraction of listed products whose page is 404", fault=True
-    )
-    sold_out_rate: float = _opt(0.05, RATE, "fraction of products sold out")
-    discount_rate: float = _opt(0.3, RATE, "fraction of products discounted")
-    missing_active_rate: float = _opt(
-        0.01, RATE, "fraction of products without data-active-col-num", fault=True
-    )
-    bad_stock_rate: float = _opt(
-        0.005, RATE, "fraction of products whose stock body is broken JSON", fault=True
-    )
-    no_subproducts_rate: float = _opt(
-        0.002, RATE, "fraction of products whose stock JSON lacks subProducts", fault=True
-    )
-    truncated_rate: float = _opt(
-        0.0, RATE, "fraction of product URLs whose first answer is cut short", fault=True
-    )
-    mislabelled_rate: float = _opt(
-        0.0, RATE, "fraction of product pages sent plain but labelled gzip", fault=True
-    )
-    encodings: str = _opt(
-        "br,zstd,gzip,deflate",
-        ENCODINGS,
-        "content encodings of product pages in order of preference, as a CDN picks them",
-    )
-    latency_ms: float = _opt(0.0, COUNT, "delay added to every response, in milliseconds")
-    bandwidth_kbit: float = _opt(0.0, COUNT, "send rate of each connection, kbit/s (0: no limit)")
-    tls: bool = _opt(False, FLAG, "serve HTTPS with a certificate made at start")
-
-    def __post_init__(self) -> None:
-        for f in dataclasses.fields(self):
-            value, kind = getattr(self, f.name), f.metadata["kind"]
-            if kind == COUNT and value < 0:
-                raise ValueError(f"{f.name} must be >= 0, got {value!r}")
-            if kind == POSITIVE and value < 1:
-                raise ValueError(f"{f.name} must be >= 1, got {value!r}")
-            if kind == RATE and not 0.0 <= value <= 1.0:
-                raise ValueError(f"{f.name} must be within [0, 1], got {value!r}")
-            if kind == ENCODINGS:
-                unknown = set(self.encoding_list) - set(KNOWN_ENCODINGS)
-                if unknown:
-                    known = ", ".join(KNOWN_ENCODINGS)
-                    raise ValueError(f"{f.name}: unknown {sorted(unknown)}; known: {known}")
-
-    @property
-    def encoding_list(self) -> list[str]:
-        return [e.strip() for e in self.encodings.split(",") if e.strip()]
-
-    def without_faults(self) -> ShopConfig:
-        """The same shop with every fault rate set to 0."""
-        zeroed = {f.name: 0.0 for f in dataclasses.fields(self) if f.metadata["fault"]}
-        return dataclasses.replace(self, **zeroed)
+# ShopConfig and the options' kinds (plt.shop.options) are re-exported from here.
+__all__ = [
+    "ANY_INT", "COL_BASE", "COUNT", "CURRENCY", "ENCODINGS", "FLAG", "IDS", "ID_STRIDE",
+    "KNOWN_ENCODINGS", "MAX_COLOURS", "MAX_IMAGES", "POSITIVE", "RATE", "Catalog", "Product",
+    "ShopConfig", "cents_to_float",
+]  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True)
@@ -149,12 +97,12 @@ class Catalog:
         self.total_listed = config.products
         # Page 1 exists even in an empty shop, so a crawl has somewhere to start.
         self.pages = max(1, math.ceil(config.products / config.per_page))
+        self.forbidden_ids = frozenset(config.forbidden_id_list)
 
     # Ids and lookups
 
     def product_id_at(self, index: int) -> int:
-        offset = zlib.crc32(f"{self.config.seed}:slot:{index}".encode()) % ID_STRIDE
-        return 1 + ID_STRIDE * index + offset
+        return product_id_at(self.config.seed, index)
 
     def index_of(self, product_id: int) -> int | None:
         index = (product_id - 1) // ID_STRIDE
@@ -194,6 +142,40 @@ class Catalog:
             return False
         digest = zlib.crc32(f"{self.config.seed}:{fault}:{kind}:{key}".encode())
         return digest / 2**32 < rate
+
+    def is_forbidden(self, product: Product) -> bool:
+        """Whether a product's page always answers 403 (it can never be exported)."""
+        pid = product.product_id
+        return pid in self.forbidden_ids or self.has_fault(
+            "forbidden", "product", pid, self.config.forbidden_rate
+        )
+
+    def is_exportable(self, product: Product) -> bool:
+        return not product.withdrawn and not self.is_forbidden(product)
+
+    def listing_path(self, product: Product) -> str:
+        """The link a listing page shows: canonical, or another slug that redirects to it."""
+        rate = self.config.noncanonical_link_rate
+        if self.has_fault("noncanonical", "product", product.product_id, rate):
+            return self.alias_path(product)
+        return product.path
+
+    @staticmethod
+    def alias_path(product: Product) -> str:
+        """A non-canonical URL of a product (same id, another slug)."""
+        return f"/product/item-{product.product_id}"
+
+    def shown_instead(self, product: Product) -> Product | None:
+        """The product whose block a wrong-id page shows: the next exportable one in listing order.
+
+        Never a withdrawn or forbidden product, so that a crawl that exports what the
+        page shows under the page's own id still matches the ground truth.
+        """
+        for step in range(1, self.total_listed):
+            other = self.product_at((product.index + step) % self.total_listed)
+            if self.is_exportable(other):
+                return other
+        return None
 
     # Product data
 
@@ -280,25 +262,34 @@ class Catalog:
         return (self.product_at(i) for i in range(self.total_listed))
 
     def expected_items(self, base_url: str) -> Iterator[dict[str, Any]]:
-        """Items of a correct full crawl, in product id order; withdrawn products excluded."""
+        """Items of a correct full crawl, in product id order.
+
+        Withdrawn and forbidden products are excluded. ``url`` is the canonical
+        absolute URL: the URL of the page read (Scrapy's ``response.url``), which
+        is the canonical one after a non-canonical link's redirect.
+        """
         for product in self.products():
-            if not product.withdrawn:
+            if self.is_exportable(product):
                 yield self.expected_item(product, base_url)
+
+    def expected_failures(self, base_url: str) -> Iterator[dict[str, Any]]:
+        """Products a correct crawl must give up (their page always answers 403), by id."""
+        for product in self.products():
+            if self.is_forbidden(product):
+                url = base_url.rstrip("/") + product.path
+                yield {"product_id": product.product_id, "url": url, "reason": "forbidden"}
 
     def summary(self) -> dict[str, int]:
         """Counts a crawl's stats can be checked against (walks every product)."""
-        counts = {
-            "listed": self.total_listed,
-            "listing_pages": self.pages,
-            "withdrawn": 0,
-            "items": 0,
-            "sold_out": 0,
-            "discounted": 0,
-            "missing_active": 0,
-            "stock_bad_json": 0,
-            "stock_no_subproducts": 0,
-        }
+        counts = dict.fromkeys(
+            ("withdrawn", "forbidden", "items", "sold_out", "discounted", "missing_active",
+             "stock_bad_json", "stock_no_subproducts"),
+            0,
+        )  # fmt: skip
         for p in self.products():
+            if self.is_forbidden(p):  # a 403 before any other answer, withdrawn or not
+                counts["forbidden"] += 1
+                continue
             counts["withdrawn"] += p.withdrawn
             if p.withdrawn:
                 continue
@@ -308,4 +299,4 @@ class Catalog:
             counts["missing_active"] += not p.show_active
             counts["stock_bad_json"] += p.stock_mode == "bad"
             counts["stock_no_subproducts"] += p.stock_mode == "none"
-        return counts
+        return {"listed": self.total_listed, "listing_pages": self.pages, **counts}

@@ -15,7 +15,8 @@ import ipaddress
 import json
 import logging
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
+from pathlib import Path
 from typing import Any
 
 from plt.shop.catalog import (
@@ -23,12 +24,14 @@ from plt.shop.catalog import (
     COUNT,
     ENCODINGS,
     FLAG,
+    IDS,
     KNOWN_ENCODINGS,
     POSITIVE,
     RATE,
     Catalog,
     ShopConfig,
 )
+from plt.shop.options import parse_ids
 
 logger = logging.getLogger(__name__)
 
@@ -82,12 +85,22 @@ def _encodings(text: str) -> str:
     return text
 
 
+def _ids(text: str) -> str:
+    try:
+        parse_ids(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"{exc} (expected ids like 123,456)") from None
+    return text
+
+
 def _field_type(f: dataclasses.Field[Any]) -> Callable[[str], Any]:
     kind = f.metadata["kind"]
     if kind == ENCODINGS:
         return _encodings
     if kind == FLAG:
         return _flag
+    if kind == IDS:
+        return _ids
     convert = float if isinstance(f.default, float) else int
     low = {COUNT: 0, POSITIVE: 1, RATE: 0.0, ANY_INT: None}[kind]
     return _number(convert, low, 1.0 if kind == RATE else None)
@@ -106,21 +119,32 @@ def add_shop_arguments(parser: argparse.ArgumentParser) -> None:
             dest=f.name,
             type=_field_type(f),
             default=f.default,
-            metavar={ENCODINGS: "LIST", FLAG: "0|1"}.get(f.metadata["kind"], "N"),
-            help=f"{f.metadata['help']} (default %(default)s)",
+            metavar={ENCODINGS: "LIST", FLAG: "0|1", IDS: "IDS"}.get(f.metadata["kind"], "N"),
+            help=f"{f.metadata['help']} (default {f.default if f.default != '' else 'none'})",
         )
     group.add_argument(
         "--no-faults",
         action="store_true",
-        help="set every fault rate (transient, withdrawn, missing active, stock) to 0",
+        help="turn every fault off (each rate, count, page and id list marked as a fault)",
     )
     group.add_argument("--access-log", action="store_true", help="log every request to stderr")
+    group.add_argument(
+        "--hits-file",
+        metavar="FILE",
+        help="keep the request counts of faulty URLs in FILE across restarts "
+        "(read at start, written at stop)",
+    )
     group.add_argument(
         "--write-ground-truth",
         metavar="FILE",
         help="write the expected crawl items as JSONL to FILE (- for stdout) and exit",
     )
-    group.add_argument("--base-url", metavar="URL", help="shop URL used in ground-truth items")
+    group.add_argument(
+        "--write-expected-failures",
+        metavar="FILE",
+        help="write the products a correct crawl must give up as JSONL to FILE and exit",
+    )
+    group.add_argument("--base-url", metavar="URL", help="shop URL used in the files written")
 
 
 def config_from_args(opts: argparse.Namespace) -> ShopConfig:
@@ -145,22 +169,39 @@ def _arg(value: Any) -> str:
 
 def check_args(opts: argparse.Namespace) -> str | None:
     """A usage error message, or None when the options go together."""
-    if opts.write_ground_truth and not opts.base_url:
-        return "--write-ground-truth needs --base-url"
-    if opts.base_url and not opts.write_ground_truth:
-        return "--base-url only applies to --write-ground-truth"
+    writes = opts.write_ground_truth or opts.write_expected_failures
+    if writes and not opts.base_url:
+        return "--write-ground-truth and --write-expected-failures need --base-url"
+    if opts.base_url and not writes:
+        return "--base-url only applies to --write-ground-truth and --write-expected-failures"
+    try:
+        config_from_args(opts)  # options that must agree with each other
+    except ValueError as exc:
+        return str(exc)
     return None
 
 
 def write_ground_truth(config: ShopConfig, path: str, base_url: str) -> int:
     """Write the expected items as JSONL, sorted by product id; returns the item count."""
+    count = _write_jsonl(path, Catalog(config).expected_items(base_url))
+    logger.info("Wrote %d expected items to %s", count, path)
+    return count
+
+
+def write_expected_failures(config: ShopConfig, path: str, base_url: str) -> int:
+    """Write the products a correct crawl gives up (id, url, reason) as JSONL, by id."""
+    count = _write_jsonl(path, Catalog(config).expected_failures(base_url))
+    logger.info("Wrote %d expected failures to %s", count, path)
+    return count
+
+
+def _write_jsonl(path: str, rows: Iterable[dict[str, Any]]) -> int:
     with contextlib.ExitStack() as stack:
         out = sys.stdout if path == "-" else stack.enter_context(open(path, "w", encoding="utf-8"))
         count = 0
-        for item in Catalog(config).expected_items(base_url):
-            out.write(json.dumps(item) + "\n")
+        for row in rows:
+            out.write(json.dumps(row) + "\n")
             count += 1
-    logger.info("Wrote %d expected items to %s", count, path)
     return count
 
 
@@ -181,13 +222,26 @@ def _announce(url: str) -> None:
 def run(opts: argparse.Namespace) -> int:
     """Serve the shop (or write ground truth) as ``opts`` says; returns an exit code."""
     config = config_from_args(opts)
-    if opts.write_ground_truth:
-        write_ground_truth(config, opts.write_ground_truth, opts.base_url)
+    if opts.write_ground_truth or opts.write_expected_failures:
+        if opts.write_ground_truth:
+            write_ground_truth(config, opts.write_ground_truth, opts.base_url)
+        if opts.write_expected_failures:
+            write_expected_failures(config, opts.write_expected_failures, opts.base_url)
         return 0
     # Imported here so that option handling (and ShopProcess) does not load aiohttp.
     from plt.shop.server import serve
 
-    asyncio.run(serve(config, opts.host, opts.port, access_log=opts.access_log, on_ready=_announce))
+    hits_file = Path(opts.hits_file) if opts.hits_file else None
+    asyncio.run(
+        serve(
+            config,
+            opts.host,
+            opts.port,
+            access_log=opts.access_log,
+            on_ready=_announce,
+            hits_file=hits_file,
+        )
+    )
     return 0
 
 

@@ -47,9 +47,10 @@ def render_listing(catalog: Catalog, page: int, products: list[Product]) -> byte
     tiles = []
     for p in products:
         price = "Sold out" if p.sold_out else format_price(p.price_cents)
+        href = catalog.listing_path(p)
         tiles.append(
             f'  <li class="product-tile" data-product-id="{p.product_id}">\n'
-            f'    <a class="product-link" href="{p.path}">{html.escape(p.name)}</a>\n'
+            f'    <a class="product-link" href="{href}">{html.escape(p.name)}</a>\n'
             f'    <span class="price">{price}</span>\n'
             "  </li>\n"
         )
@@ -70,14 +71,17 @@ def render_listing(catalog: Catalog, page: int, products: list[Product]) -> byte
     return body.encode()
 
 
-def render_product_prefix(product: Product) -> bytes:
+def render_product_prefix(product: Product, bad_price: bool = False) -> bytes:
+    """The page up to ``</main>``; ``bad_price`` puts a price text that does not parse."""
     p = product
     name = html.escape(p.name)
     active = f' data-active-col-num="{p.active_col_num}"' if p.show_active else ""
     prices = []
     if p.old_price_cents is not None:
         prices.append(f'    <span class="price-was">{format_price(p.old_price_cents)}</span>\n')
-    if p.sold_out:
+    if bad_price:
+        prices.append('    <span class="price-now">&pound;,</span>\n')
+    elif p.sold_out:
         prices.append('    <span class="sold-out">Sold out</span>\n')
     else:
         prices.append(f'    <span class="price-now">{format_price(p.price_cents)}</span>\n')

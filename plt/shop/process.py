@@ -55,7 +55,9 @@ class ShopProcess:
 
     ``ShopProcess(ShopConfig(products=200))`` or ``ShopProcess(products=200)``:
     keyword arguments override fields of ``config`` (default ShopConfig()). ``port``
-    is the requested port until start() and the bound one after it.
+    is the requested port until start() and the bound one after it. With
+    ``hits_file``, a restarted shop goes on with the faults where the last one
+    stopped (a wall lifts after its hits, counted across restarts).
     """
 
     def __init__(
@@ -67,6 +69,7 @@ class ShopProcess:
         no_faults: bool = False,
         access_log: bool = False,
         log_path: str | os.PathLike[str] | None = None,
+        hits_file: str | os.PathLike[str] | None = None,
         startup_timeout: float = 30.0,
         stop_timeout: float = 10.0,
         **overrides: Any,
@@ -77,6 +80,7 @@ class ShopProcess:
         self.port = port
         self.access_log = access_log
         self.log_path = log_path
+        self.hits_file = hits_file
         self.startup_timeout = startup_timeout
         self.stop_timeout = stop_timeout
         self.url: str | None = None
@@ -97,6 +101,8 @@ class ShopProcess:
     def argv(self) -> list[str]:
         """The child's command line."""
         argv = [*self._base_argv(), f"--host={self.host}", f"--port={self.port}"]
+        if self.hits_file is not None:
+            argv.append(f"--hits-file={self.hits_file}")
         return [*argv, "--access-log"] if self.access_log else argv
 
     # Lifecycle
@@ -211,14 +217,23 @@ class ShopProcess:
 
     def write_ground_truth(self, path: str | os.PathLike[str], base_url: str | None = None) -> Path:
         """Write the items a correct crawl of this shop exports, as JSONL sorted by id."""
+        return self._write("--write-ground-truth", path, base_url)
+
+    def write_expected_failures(
+        self, path: str | os.PathLike[str], base_url: str | None = None
+    ) -> Path:
+        """Write the products a correct crawl must give up ({product_id, url, reason} lines)."""
+        return self._write("--write-expected-failures", path, base_url)
+
+    def _write(self, option: str, path: str | os.PathLike[str], base_url: str | None) -> Path:
         base_url = base_url or self.url
         if base_url is None:
             raise ShopProcessError("start the shop or pass base_url")
-        argv = [*self._base_argv(), f"--write-ground-truth={path}", f"--base-url={base_url}"]
+        argv = [*self._base_argv(), f"{option}={path}", f"--base-url={base_url}"]
         done = subprocess.run(argv, env=self._env(), capture_output=True, check=False)
         if done.returncode != 0:
             raise ShopProcessError(
-                f"ground-truth run exited with code {done.returncode}: "
+                f"{option} run exited with code {done.returncode}: "
                 + done.stderr.decode(errors="replace")[-8000:]
             )
         return Path(path)

@@ -6,9 +6,9 @@ Routes:
     GET /api/stock/<col_num>      stock JSON of any colour of any listed product
     GET /_shop/stats              JSON counters, for tests and benchmarks
 
-Everything is derived from the ShopConfig, except the transient faults: a resource
-chosen by ``Catalog.is_transient`` answers 503 to its first request only, and a
-product page chosen for ``truncated_rate`` sends a body cut short the first time.
+Everything is derived from the ShopConfig. The faults that pass (a 503 or a 429 on
+a first request, 403 walls, redirects, a wrong or garbled first page) depend on
+how often a resource was asked for: plt.shop.faults decides them.
 
 Product pages are sent in the first of ``encodings`` the client accepts, as a CDN
 picks them; the bulk is compressed once at start for gzip, deflate and zstd.
@@ -25,12 +25,14 @@ import re
 import signal
 import weakref
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
 from aiohttp import web
 
 from plt.shop.catalog import COL_BASE, MAX_COLOURS, Catalog, ShopConfig
 from plt.shop.cli import is_loopback
+from plt.shop.faults import Faults
 from plt.shop.pages import (
     PREFIX_ESTIMATE,
     PageBody,
@@ -75,7 +77,7 @@ class ShopServer:
         self.body = PageBody.build(config.page_bytes, config.seed)
         self.counters: dict[str, int] = dict.fromkeys(
             (
-                "requests", "listing", "product", "stock", "error", "transient_503",
+                "requests", "listing", "product", "stock", "error",
                 "not_found_404", "gzip_responses", "deflate_responses", "br_responses",
                 "zstd_responses", "truncated", "mislabelled", "product_bytes_sent",
                 "listing_refetches", "product_refetches", "stock_refetches",
@@ -90,7 +92,7 @@ class ShopServer:
             "product": bytearray(self.catalog.total_listed),
             "stock": bytearray(self.catalog.total_listed * MAX_COLOURS),
         }
-        self._attempts: dict[tuple[str, int], int] = {}  # only transient resources
+        self.faults = Faults(self.catalog, self.counters)
         self._delay = config.latency_ms / 1000.0
         self._rate = config.bandwidth_kbit * 1000 / 8  # bytes per second
         self._connections: weakref.WeakSet[Any] = weakref.WeakSet()
@@ -122,15 +124,11 @@ class ShopServer:
                     self.counters["not_found_404"] += 1
             raise
 
-    async def _first_attempt_fails(self, request: web.Request, kind: str, key: int) -> None:
-        if not self.catalog.is_transient(kind, key):
-            return
-        attempts = self._attempts.get((kind, key), 0)
-        self._attempts[(kind, key)] = attempts + 1
-        if attempts == 0:
-            self.counters["transient_503"] += 1
+    async def _fail(self, request: web.Request, exc: web.HTTPException | None) -> None:
+        """Raise ``exc``, if any, after the response's latency."""
+        if exc is not None:
             await self._sleep(request)
-            raise web.HTTPServiceUnavailable(text="Temporarily unavailable, retry\n")
+            raise exc
 
     def _mark_served(self, kind: str, slot: int) -> None:
         served = self._served[kind]
@@ -159,7 +157,7 @@ class ShopServer:
         products = self.catalog.listing_page(page)
         if products is None:
             raise web.HTTPNotFound(text="No such listing page\n")
-        await self._first_attempt_fails(request, "listing", page)
+        await self._fail(request, self.faults.listing(page))
         body = render_listing(self.catalog, page, products)
         self._mark_served("listing", page - 1)
         await self._sleep(request)
@@ -170,11 +168,9 @@ class ShopServer:
         product = self.catalog.product_by_id(int(match[2])) if match else None
         if product is None:
             raise web.HTTPNotFound(text="No such product\n")
-        await self._first_attempt_fails(request, "product", product.product_id)
-        if product.withdrawn:
-            await self._sleep(request)
-            raise web.HTTPNotFound(text="This product is no longer available\n")
-        prefix = render_product_prefix(product)
+        await self._fail(request, self.faults.product(product, request.match_info["slug"]))
+        shown, bad_price = self.faults.page_of(product)
+        prefix = render_product_prefix(shown, bad_price)
         key = product.product_id
         encoding = negotiate(request.headers.get("Accept-Encoding", ""), self.config.encoding_list)
         if self.catalog.has_fault("mislabelled", "product", key, self.config.mislabelled_rate):
@@ -188,7 +184,7 @@ class ShopServer:
                 parts = await asyncio.to_thread(self.body.brotli, prefix)
             else:
                 parts = self._encoders[encoding](prefix)
-            if encoding != "identity" and self._truncated_now(key):
+            if encoding != "identity" and self.faults.truncated_now(product):
                 # A compressed stream cut inside the product block, framed as complete.
                 parts = (parts[0][: min(100, len(parts[0]) // 2)],)
                 self.counters["truncated"] += 1
@@ -200,14 +196,6 @@ class ShopServer:
         if label != "identity":
             headers["Content-Encoding"] = label
         return await self._send(request, parts, "text/html", headers)
-
-    def _truncated_now(self, key: int) -> bool:
-        """Whether a product page chosen for truncation is asked for the first time."""
-        if not self.catalog.has_fault("truncated", "product", key, self.config.truncated_rate):
-            return False
-        attempts = self._attempts.get(("truncated", key), 0)
-        self._attempts[("truncated", key)] = attempts + 1
-        return attempts == 0
 
     async def _send(
         self,
@@ -256,9 +244,8 @@ class ShopServer:
         raw = request.match_info["col_num"]
         col_num = int(raw) if _DIGITS.fullmatch(raw) else 0
         product = self.catalog.product_by_col_num(col_num)
-        if product is None:
-            raise web.HTTPNotFound(text="No such colour\n")
-        await self._first_attempt_fails(request, "stock", col_num)
+        await self._fail(request, self.faults.stock(col_num, product))
+        assert product is not None
         body = render_stock(self.catalog, product, col_num)
         self._mark_served("stock", product.index * MAX_COLOURS + (col_num - COL_BASE) % 10)
         if product.stock_mode == "bad":
@@ -280,8 +267,14 @@ async def serve(
     *,
     access_log: bool = False,
     on_ready: Callable[[str], None] | None = None,
+    hits_file: Path | None = None,
 ) -> None:
-    """Serve until SIGTERM or SIGINT; ``on_ready(url)`` runs once the port is bound."""
+    """Serve until SIGTERM or SIGINT; ``on_ready(url)`` runs once the port is bound.
+
+    With ``hits_file``, the faults' request counts are read from it once the port is
+    bound (so a shop that held the port before has written them) and written to it
+    before the port is let go.
+    """
     if not is_loopback(host):
         raise ValueError(f"the demo shop binds loopback addresses only, not {host!r}")
     shop = ShopServer(config)
@@ -298,6 +291,8 @@ async def serve(
         ssl_context = self_signed_context(host) if config.tls else None
         site = web.TCPSite(runner, host, port, backlog=1024, ssl_context=ssl_context)
         await site.start()
+        if hits_file is not None:
+            shop.faults.load(hits_file)
         bound_host, bound_port = runner.addresses[0][:2]
         scheme = "https" if config.tls else "http"
         url = (
@@ -312,6 +307,11 @@ async def serve(
             on_ready(url)
         await stop.wait()
         logger.info("Stopping; served %s", json.dumps(shop.counters))
+        if hits_file is not None:
+            try:
+                shop.faults.save(hits_file)
+            except OSError as exc:
+                logger.error("Cannot write %s: %s", hits_file, exc)
     finally:
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.remove_signal_handler(sig)
