@@ -33,11 +33,19 @@ def close_account(state: Any, stats: Any, reason: str) -> bool:
         return False
     left = account.missing + account.others_left + account.requests_left + pending
     if left:
-        for name in ("failed_for_now", "not_fetched", "no_request"):
-            if value := getattr(account, name):
+        unread = _unread(state, account)
+        missing = {
+            "failed_for_now": account.failed_for_now,
+            "not_fetched": account.not_fetched,
+            "no_request": account.no_request,
+            "on_unread_pages": unread,
+        }
+        for name, value in missing.items():
+            if value:
                 stats.set_value(f"plt/job/missing/{name}", value)
+        stats.set_value("plt/job/missing", sum(missing.values()))
         stats.set_value("plt/job/incomplete", account.missing or account.requests_left or pending)
-        logger.warning("%s", incomplete_line(account, pending))
+        logger.warning("%s", incomplete_line(account, pending, unread))
         return False
     if account.requests_given_up or state.given_up:
         given_up = account.requests_given_up
@@ -49,7 +57,15 @@ def close_account(state: Any, stats: Any, reason: str) -> bool:
     return True
 
 
-def incomplete_line(account: Account, pending: int) -> str:
+def _unread(state: Any, account: Account) -> int:
+    """Items the listing announced on pages not read yet."""
+    announced = state.get_meta("announced_items")
+    if not account.others_left or not isinstance(announced, int):
+        return 0
+    return max(0, announced - account.shown)
+
+
+def incomplete_line(account: Account, pending: int, unread: int = 0) -> str:
     causes = [
         f"{account.failed_for_now:,} failed for now" if account.failed_for_now else "",
         f"{account.not_fetched:,} not fetched yet" if account.not_fetched else "",
@@ -63,7 +79,11 @@ def incomplete_line(account: Account, pending: int) -> str:
             f"({', '.join(c for c in causes if c)})"
         )
     if account.others_left:
-        parts.append(f"{account.others_left:,} requests without an item (listing pages) left")
+        what = f"about {unread:,} items on them, " if unread else ""
+        parts.append(
+            f"{account.others_left:,} requests without an item (listing pages) left, "
+            f"{what}not shown yet"
+        )
     if pending:
         parts.append(f"{pending:,} partial items wait for their last request")
     if not parts:
