@@ -1,18 +1,18 @@
 """Honour ``Retry-After`` on 429 and 503 answers, without blocking.
 
 Scrapy 2.19's RetryMiddleware retries a 429 or 503 at once and ignores
-``Retry-After``. Seen here first (order 560, above RetryMiddleware's 550), a
-delay of at most ``PLT_RETRY_AFTER_MAX`` seconds becomes the delay of the
-host's download slot: the retry, and every other request to that host, waits
-for it, and the slot's own delay comes back with the host's first answer that
-is not a 429 or 503. A longer delay is not waited for in this run: the request
-is not retried now, and the ledger keeps it for the next run.
+``Retry-After``. Seen here first (order 560, above RetryMiddleware's 550), an
+answer with a delay of at most ``PLT_RETRY_AFTER_MAX`` seconds is handed on
+only once the delay has passed, so its retry is sent no sooner than asked;
+the wait is asynchronous, and other requests go on meanwhile. A longer delay
+is not waited for in this run: the request is not retried now, and the ledger
+keeps it for the next run.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
-import time
 from typing import TYPE_CHECKING
 
 from scrapy.exceptions import NotConfigured
@@ -37,21 +37,15 @@ class RetryAfterMiddleware:
             raise NotConfigured
         self.crawler = crawler
         self.stats = crawler.stats
-        self._saved: dict[str, float] = {}  # slot key -> its delay before Retry-After
 
     @classmethod
     def from_crawler(cls, crawler: Crawler) -> RetryAfterMiddleware:
         return cls(crawler)
 
-    def process_response(
+    async def process_response(
         self, request: Request, response: Response, spider: Spider | None = None
     ) -> Response:
-        downloader = self.crawler.engine.downloader
-        key = downloader.get_slot_key(request)
-        slot = downloader.slots.get(key)
-        if response.status not in STATUSES:
-            if key in self._saved and slot is not None:
-                slot.delay = self._saved.pop(key)
+        if response.status not in STATUSES or request.meta.get("dont_retry"):
             return response
         delay = retry_after_seconds(response.headers.get(b"Retry-After"))
         if delay is None:
@@ -69,8 +63,5 @@ class RetryAfterMiddleware:
             )
             request.meta["dont_retry"] = True
             return response
-        if slot is not None and slot.delay < delay:
-            self._saved.setdefault(key, slot.delay)
-            slot.delay = delay
-            slot.lastseen = time.time()  # the slot's next request waits from now
+        await asyncio.sleep(delay)
         return response
