@@ -88,10 +88,7 @@ def incomplete_line(account: Account, pending: int, unread: int = 0) -> str:
         parts.append(f"{pending:,} partial items wait for their last request")
     if not parts:
         parts.append(f"{account.requests_left:,} requests left")
-    return (
-        f"The job is not finished: {'; '.join(parts)}. Run the same command again to "
-        f"retry them."
-    )
+    return f"The job is not finished: {'; '.join(parts)}. Run the same command again to retry them."
 
 
 def given_up_line(state: Any, account: Account) -> str:
