@@ -27,8 +27,8 @@ from scrapy.utils.misc import load_object
 from scrapy_redis.connection import get_redis_from_settings
 
 from plt import itemsfile
+from plt.distributed.ledger import RedisLedgerRecord
 from plt.distributed.store import SCHEMA_VERSION, CrawlStatus, JobKeys, LeaseStore, safe_name
-from plt.job.sqlrecord import GIVEN_UP_ITEM, TO_DO, WITHDRAWN
 from plt.jobstate import ITEMS_FILE, JobState, JobStateError
 
 if TYPE_CHECKING:
@@ -42,7 +42,6 @@ SCHEDULER_PATH = "plt.distributed.scheduler.RedisScheduler"
 # expire; a dead worker's requests are queued again within 30 to 40 s.
 DEFAULT_LEASE_SECONDS = 30.0
 _CONSTANT_META = frozenset({"started_at", "schema"})
-FAILED_META = "failed_given_up"  # requests the ledger gave up (the crawl can still end)
 
 
 def job_name(settings: BaseSettings) -> str:
@@ -64,7 +63,7 @@ def worker_items_file(worker: str) -> str:
     return f"items-{worker}.jsonl"
 
 
-class RedisJobState(JobState):
+class RedisJobState(RedisLedgerRecord, JobState):
     def __init__(self, crawler: Crawler) -> None:
         settings = crawler.settings
         super().__init__(settings.get("JOBDIR"), reset=settings.getbool("PLT_JOB_RESET"))
@@ -233,43 +232,6 @@ class RedisJobState(JobState):
         self.settle(lease_id)
         self.server.hincrby(self.keys.meta, "given_up", 1)  # its JSON is a plain int
         self.given_up += 1
-
-    # -- the ledger's record (plt.job.ledger) ----------------------------------
-
-    def record_attempt(self, lease_id: Any, error: str) -> int:
-        """Runs this request failed in, this one included (carried over by retries)."""
-        return int(self.server.hincrby(self.keys.attempts, lease_id, 1))
-
-    def attempts(self, lease_id: Any) -> int:
-        return int(self.server.hget(self.keys.attempts, lease_id) or 0)
-
-    def fail_request(self, lease_id: Any, item_id: int | None) -> None:
-        """Given up by the ledger: settled, counted, and its item with it."""
-        self.settle(lease_id)
-        self.server.hincrby(self.keys.meta, FAILED_META, 1)
-        if item_id is not None:
-            self.server.hset(self.keys.shown, item_id, GIVEN_UP_ITEM)
-
-    def failed_total(self) -> int:
-        value = self.get_meta(FAILED_META, 0)
-        return value if isinstance(value, int) else 0
-
-    def show_items(self, item_ids: list[int]) -> None:
-        pipe = self.server.pipeline(transaction=False)
-        for item_id in item_ids:
-            pipe.hsetnx(self.keys.shown, item_id, TO_DO)
-        pipe.execute()
-
-    def item_shown(self, item_id: int) -> bool:
-        return bool(self.server.hexists(self.keys.shown, item_id))
-
-    def item_withdrawn(self, item_id: int) -> None:
-        self.server.hset(self.keys.shown, item_id, WITHDRAWN)
-
-    def settle_item(self, item_id: int) -> None:
-        leases = [lease for lease, pid in self.held.items() if pid == item_id]
-        for lease in leases:
-            self.settle(lease)
 
     def given_up_total(self) -> int:
         value = self.get_meta("given_up", 0)
