@@ -331,3 +331,21 @@ def test_a_new_job_starts_from_nothing(spider):
     collect(spider.start())
     assert spider.crawler.stats.get_value("plt/products/total") is None
     assert spider.crawler.stats.get_value("plt/products/done_before") == 0
+
+
+def test_a_page_showing_an_unseen_product_exports_it_under_its_own_id_and_url(spider):
+    spider.ledger.show([5])
+    asked = leased(spider, spider.product_request("http://shop.test:8800/product/x-5", 5))
+    (stock,) = collect(spider.parse_product(html(asked, "product-17.html"), product_id=5))
+    assert stock.cb_kwargs["product_id"] == 17  # its stock is looked up for it
+    assert spider.job.get_pending(17)["url"] == "http://shop.test:8800/product/denim-slim-ankle-17"
+    # The product asked for stays to do: kept for the next run, counted.
+    assert asked.meta["plt_keep_lease"] and spider.job.leased == 1
+    assert spider.crawler.stats.get_value("plt/product/id_changed") == 1
+
+
+def test_a_page_showing_a_product_already_in_the_job_exports_nothing(spider):
+    spider.ledger.show([5, 17])
+    asked = leased(spider, spider.product_request("http://shop.test:8800/product/x-5", 5))
+    assert collect(spider.parse_product(html(asked, "product-17.html"), product_id=5)) == []
+    assert spider.job.get_pending(17) is None and asked.meta["plt_keep_lease"]

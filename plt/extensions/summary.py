@@ -149,6 +149,9 @@ class JobSummary:
         """What became of the job, and what to run next (None: nothing)."""
         reason = stats["finish_reason"]
         again = f"resume with the same command: {self.command or 'run it again'}"
+        if reason in ("finished", "given_up") and (given_up := stats.get("plt/job/given_up_end")):
+            state = f"ended with {given_up:,} requests given up, listed in {FAILED_FILE}"
+            return state, "try them again: add -s PLT_JOB_RETRY_FAILED=1 to the same command"
         if reason == "finished":
             failed = stats.get("plt/job/incomplete")
             if not failed:
@@ -162,9 +165,6 @@ class JobSummary:
             if "DNSLookupError" in causes:
                 return state, f"check the host in SHOP_URL, then {again}"
             return state, again.replace("resume", "retry them")
-        if given_up := stats.get("plt/job/given_up_end"):
-            state = f"ended with {given_up:,} requests given up, listed in {FAILED_FILE}"
-            return state, "try them again: add -s PLT_JOB_RETRY_FAILED=1 to the same command"
         if reason == "job_state_error":
             error = stats.get("plt/job/state_error") or "see the error above"
             return f"not run: the job directory cannot be used: {error}", None

@@ -224,6 +224,9 @@ class ProductSpider(scrapy.Spider):
                 stats.inc_value("plt/product/id_changed_seen")
                 return
             product_id = shown
+            # The item's url is the product's own page, not the one asked for.
+            if canonical := response.css("link[rel=canonical]::attr(href)").get():
+                fields["url"] = response.urljoin(canonical)
         fields["date"] = self.crawl_date()
         if fields["active_col_num"] is None:
             stats.inc_value("plt/product/no_active_colour")
