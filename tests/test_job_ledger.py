@@ -101,3 +101,25 @@ def test_an_item_id_too_large_for_the_job_is_no_id(tmp_path):
     assert ledger.item_id({"product_id": 2**70}) is None
     ledger.show([1, 2**70])
     assert ledger.stats.get_value("plt/job/item_id_out_of_range") == 1
+
+
+def test_a_redirect_hop_kept_for_the_next_run_starts_again_from_the_url_asked_for(tmp_path):
+    from plt.job.policy import RedirectFailure
+    from plt.spiders.product import ProductSpider
+
+    crawler = get_crawler(ProductSpider, {"SHOP_URL": "http://shop.test", "JOBDIR": str(tmp_path)})
+    crawler.stats.open_spider()
+    crawler.spider = ProductSpider.from_crawler(crawler)
+    state = JobState.for_crawler(crawler)
+    state.open()
+    ledger = Ledger.for_crawler(crawler)
+    hop = leased(state, 7).replace(
+        url="http://shop.test/product/item-7", callback=crawler.spider.parse_product
+    )
+    hop.meta["redirect_urls"] = ["http://shop.test/product/x-7"]
+    assert ledger.failed(hop, RedirectFailure("redirect loop")) == KEPT
+    state.close()
+    state = JobState(tmp_path)
+    state.open()
+    _, data = state.lease_next()
+    assert json.loads(data)["url"] == "http://shop.test/product/x-7"

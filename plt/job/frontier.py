@@ -114,3 +114,11 @@ class FrontierRecord:
             (SETTLED, lease_id, LEASED),
         )
         self.leased -= cur.rowcount
+
+    @guarded_write(None)
+    def replace_data(self, lease_id: int, data: str) -> None:
+        """A leased request kept for the next run is stored as ``data`` instead."""
+        assert self.db is not None
+        self.db.execute(
+            "UPDATE requests SET data=? WHERE id=? AND state=?", (data, lease_id, LEASED)
+        )

@@ -23,7 +23,7 @@ from scrapy import signals
 from plt.job.policy import MAY_PASS, PERMANENT, WITHDRAWN, Verdict, classify
 from plt.jobdir import record_failed
 from plt.jobstate import JobState
-from plt.requestcodec import KEEP_LEASE_KEY, LEASE_KEY
+from plt.requestcodec import KEEP_LEASE_KEY, LEASE_KEY, request_to_json
 
 if TYPE_CHECKING:
     from scrapy import Request
@@ -133,6 +133,7 @@ class Ledger:
         if attempts >= self.max_attempts:
             return self._give_up(request, verdict, detail, attempts)
         self.stats.inc_value("plt/job/kept")
+        self._keep_original(request, lease)
         logger.warning(
             "%s failed for now (%s); kept for the next run (attempt %d of %d)",
             request.url,
@@ -141,6 +142,19 @@ class Ledger:
             self.max_attempts,
         )
         return KEPT
+
+    def _keep_original(self, request: Request, lease: Any) -> None:
+        """A redirect hop that failed: the next run starts from the URL asked for."""
+        urls = request.meta.get("redirect_urls")
+        spider = getattr(self.crawler, "spider", None)
+        if not urls or lease is None or spider is None or not hasattr(self.state, "replace_data"):
+            return
+        original = request.replace(url=urls[0])
+        try:
+            data = request_to_json(original, spider)
+        except (ValueError, TypeError, OverflowError):
+            return
+        self.state.replace_data(lease, data)
 
     def _give_up(self, request: Request, verdict: Verdict, detail: str, attempts: int) -> str:
         lease = request.meta.get(LEASE_KEY)
