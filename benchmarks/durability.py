@@ -19,8 +19,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from plt.exporters import UjsonLinesExporter  # noqa: E402
-from plt.jobstate import ITEMS_FILE, JobState  # noqa: E402
+from plt.exporters import UjsonLinesExporter
+from plt.jobstate import ITEMS_FILE, JobState
 
 
 def item(product_id: int) -> dict:
