@@ -127,6 +127,17 @@ def check_meta(db: sqlite3.Connection, path: Path, types: dict[str, tuple[type, 
             )
 
 
+def enable_wal(db: sqlite3.Connection, path: Path) -> None:
+    """WAL mode, or one clear error: without it a killed crawl can lose its state."""
+    mode = str(db.execute("PRAGMA journal_mode=WAL").fetchone()[0]).lower()
+    if mode != "wal":
+        raise JobStateError(
+            f"The job state {path} cannot use SQLite's WAL mode on this filesystem "
+            f"(journal mode {mode!r}), so the job would not survive a kill: put JOBDIR "
+            f"on a local filesystem (not NFS or a FUSE mount)."
+        )
+
+
 def read_only(path: Path, jobdir: Path) -> str:
     return (
         f"The job directory {jobdir} is read-only ({path} cannot be written): make it "

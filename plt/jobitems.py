@@ -14,8 +14,9 @@ import ujson
 
 from plt.jobdir import guarded_write
 
-# The lease states of a request row (see plt.jobstate).
-QUEUED, LEASED, SETTLED, GIVEN_UP = 0, 1, 2, 3
+# The lease states of a request row (see plt.jobstate): GIVEN_UP cannot be
+# decoded; FAILED was given up by the ledger (permanent, or too many attempts).
+QUEUED, LEASED, SETTLED, GIVEN_UP, FAILED = 0, 1, 2, 3, 4
 
 
 class ItemsRecord:

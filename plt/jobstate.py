@@ -26,18 +26,21 @@ from weakref import WeakKeyDictionary
 import ujson
 
 from plt import itemsfile
+from plt.job.frontier import FrontierRecord
+from plt.job.sqlrecord import LEDGER_SCHEMA, LedgerRecord
 from plt.jobdir import (
     JobStateError,
     check_jobdir,
     check_meta,
     check_schema,
     database_error,
+    enable_wal,
     guarded_write,
     lock_jobdir,
     way_out,
     write_failed,
 )
-from plt.jobitems import GIVEN_UP, LEASED, QUEUED, SETTLED, ItemsRecord
+from plt.jobitems import FAILED, GIVEN_UP, LEASED, QUEUED, ItemsRecord
 
 logger = logging.getLogger(__name__)
 
@@ -55,7 +58,8 @@ _META_TYPES: dict[str, tuple[type, ...]] = {
     "started_at": (str,),
 }
 
-_SCHEMA = """
+_SCHEMA = (
+    """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS requests (
     id INTEGER PRIMARY KEY,
@@ -70,9 +74,11 @@ CREATE INDEX IF NOT EXISTS requests_product ON requests (product_id);
 CREATE TABLE IF NOT EXISTS pending (product_id INTEGER PRIMARY KEY, data TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS exported (product_id INTEGER PRIMARY KEY);
 """
+    + LEDGER_SCHEMA
+)
 
 
-class JobState(ItemsRecord):
+class JobState(FrontierRecord, ItemsRecord, LedgerRecord):
     """The state of one job, shared by the scheduler, the spider and the exporter."""
 
     _by_crawler: ClassVar[WeakKeyDictionary[Any, JobState]] = WeakKeyDictionary()
@@ -85,6 +91,7 @@ class JobState(ItemsRecord):
         self.queued = 0
         self.leased = 0
         self.given_up = 0
+        self.failed = 0  # given up by the ledger
         self.requeued_on_open = 0
         # Set once the state is open: a failed write then stops the crawl
         # (through on_error) instead of raising at the writer.
@@ -159,9 +166,11 @@ class JobState(ItemsRecord):
             self._remove_state_files()
         self.resumed = path.exists()
         self.db = sqlite3.connect(path, isolation_level=None, timeout=1)
-        self.db.execute("PRAGMA journal_mode=WAL")
-        # NORMAL is durable against process death; only an OS crash can lose
-        # the last commits, which the items file reconciliation then repairs.
+        enable_wal(self.db, path)
+        # NORMAL is durable against process death; an OS crash can lose the
+        # last commits, never order them before the items file's lines, which
+        # are fsynced before their record (plt.exporters), so the record can
+        # only fall behind the file, and reconciliation catches it up.
         self.db.execute("PRAGMA synchronous=NORMAL")
         if self.resumed:
             check_schema(self.db, path, SCHEMA_VERSION)
@@ -209,6 +218,7 @@ class JobState(ItemsRecord):
         self.queued = counts.get(QUEUED, 0)
         self.leased = counts.get(LEASED, 0)
         self.given_up = counts.get(GIVEN_UP, 0)
+        self.failed = counts.get(FAILED, 0)
 
     def fail(self, error: JobStateError) -> None:
         """A write failed: write nothing more, and let the crawl stop (on_error)."""
@@ -242,83 +252,3 @@ class JobState(ItemsRecord):
         self.db.execute(
             "INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (key, ujson.dumps(value))
         )
-
-    # -- frontier ------------------------------------------------------------
-
-    @guarded_write(False)
-    def add_request(
-        self,
-        fp: str | None,
-        priority: int,
-        data: str,
-        product_id: int | None,
-        replaces: int | None = None,
-    ) -> bool:
-        """Queue a request unless its fingerprint was seen; True when queued.
-
-        ``replaces`` is the lease of the request this one continues (a retry, a
-        redirect): it is settled in the same transaction, so exactly one of the
-        two can ever be fetched again after a crash.
-        """
-        assert self.db is not None
-        with self.db:
-            self.db.execute("BEGIN")
-            cur = self.db.execute(
-                "INSERT OR IGNORE INTO requests (fp, state, priority, product_id, data) "
-                "VALUES (?, ?, ?, ?, ?)",
-                (fp, QUEUED, priority, product_id, data),
-            )
-            added = cur.rowcount > 0
-            if replaces is not None:
-                self._settle(replaces)
-        if added:
-            self.queued += 1
-        return added
-
-    @guarded_write(False)
-    def add_seen(self, fp: str) -> bool:
-        """Record a fingerprint without queueing anything; True when it is new."""
-        assert self.db is not None
-        cur = self.db.execute(
-            "INSERT OR IGNORE INTO requests (fp, state, priority) VALUES (?, ?, 0)",
-            (fp, SETTLED),
-        )
-        return cur.rowcount > 0
-
-    @guarded_write(None)
-    def lease_next(self) -> tuple[int, str] | None:
-        assert self.db is not None
-        row = self.db.execute(
-            "SELECT id, data FROM requests WHERE state=? ORDER BY priority DESC, id LIMIT 1",
-            (QUEUED,),
-        ).fetchone()
-        if row is None:
-            return None
-        self.db.execute("UPDATE requests SET state=? WHERE id=?", (LEASED, row[0]))
-        self.queued -= 1
-        self.leased += 1
-        return row
-
-    @guarded_write(None)
-    def settle(self, lease_id: int) -> None:
-        """The request's outcome is durable: it is never fetched again in this job."""
-        assert self.db is not None
-        self._settle(lease_id)
-
-    @guarded_write(None)
-    def give_up(self, lease_id: int) -> None:
-        """The leased request cannot be decoded: kept, never fetched, never finished."""
-        assert self.db is not None
-        cur = self.db.execute(
-            "UPDATE requests SET state=? WHERE id=? AND state=?", (GIVEN_UP, lease_id, LEASED)
-        )
-        self.leased -= cur.rowcount
-        self.given_up += cur.rowcount
-
-    def _settle(self, lease_id: int) -> None:
-        assert self.db is not None
-        cur = self.db.execute(
-            "UPDATE requests SET state=?, data=NULL WHERE id=? AND state=?",
-            (SETTLED, lease_id, LEASED),
-        )
-        self.leased -= cur.rowcount

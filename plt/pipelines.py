@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 from scrapy.exceptions import DropItem
 
+from plt.job.ledger import Ledger
 from plt.jobstate import JobState
 
 if TYPE_CHECKING:
@@ -16,10 +17,13 @@ logger = logging.getLogger(__name__)
 
 
 class ExactlyOncePipeline:
-    """Drop a product the job has already exported: a last guard for exactly-once."""
+    """Drop an item the job has already exported: a last guard for exactly-once.
+
+    A dropped item's request is settled by the ledger (Scrapy's item_dropped)."""
 
     def __init__(self, crawler: Crawler) -> None:
         self.state = JobState.for_crawler(crawler)
+        self.ledger = Ledger.for_crawler(crawler)
         self.stats = crawler.stats
 
     @classmethod
@@ -27,7 +31,8 @@ class ExactlyOncePipeline:
         return cls(crawler)
 
     def process_item(self, item: dict[str, Any]) -> dict[str, Any]:
-        if self.state.db is not None and self.state.is_exported(item["product_id"]):
+        item_id = self.ledger.item_id(item)
+        if self.state.db is not None and item_id is not None and self.state.is_exported(item_id):
             self.stats.inc_value("plt/items/duplicate_dropped")
-            raise DropItem(f"product {item['product_id']} is already exported in this job")
+            raise DropItem(f"item {item_id} is already exported in this job")
         return item

@@ -37,6 +37,9 @@ LEASE_KEY = "plt_lease"
 KEEP_LEASE_KEY = "plt_keep_lease"
 # Meta keys of one run, never stored.
 TRANSIENT_META = (LEASE_KEY, KEEP_LEASE_KEY)
+# Scrapy's retry and redirect budgets: kept in memory for the run (see
+# run_meta), never stored, so that every run gives a request its full budget.
+RUN_META = ("retry_times", "redirect_times", "redirect_ttl", "redirect_urls", "redirect_reasons")
 
 # Scrapy's request classes, by the name Request.to_dict() writes and by their
 # public import path. Compared as strings: never passed to an importer.
@@ -81,8 +84,15 @@ def request_to_json(request: Request, spider: Spider) -> str:
     d["headers"] = {
         k.decode("latin-1"): [v.decode("latin-1") for v in vs] for k, vs in d["headers"].items()
     }
-    d["meta"] = {k: v for k, v in d["meta"].items() if k not in TRANSIENT_META}
+    d["meta"] = {
+        k: v for k, v in d["meta"].items() if k not in TRANSIENT_META and k not in RUN_META
+    }
     return ujson.dumps(d, reject_bytes=True)
+
+
+def run_meta(request: Request) -> dict[str, Any]:
+    """The meta of this run only (Scrapy's retry and redirect counts)."""
+    return {k: request.meta[k] for k in RUN_META if k in request.meta}
 
 
 def request_from_json(data: str | bytes | None, spider: Spider) -> Request:

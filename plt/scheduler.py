@@ -29,10 +29,18 @@ from scrapy.exceptions import CloseSpider
 from scrapy.utils.defer import deferred_from_coro
 
 from plt import compat
-from plt.jobdir import FAILED_FILE, record_failed
+from plt.job.account import close_account, retry_failed_on_open
+from plt.job.ledger import Ledger
+from plt.jobdir import FAILED_FILE
 from plt.jobstate import JobState, JobStateError
 from plt.requestcodec import KEEP_LEASE_KEY as KEEP_LEASE_KEY
-from plt.requestcodec import LEASE_KEY, UndecodableRequest, request_from_json, request_to_json
+from plt.requestcodec import (
+    LEASE_KEY,
+    UndecodableRequest,
+    request_from_json,
+    request_to_json,
+    run_meta,
+)
 
 if TYPE_CHECKING:
     from scrapy import Request, Spider
@@ -72,6 +80,10 @@ class JobStateSchedulerMixin:
         self._order = itertools.count()
         self._close_reason: str | None = None
         self._closing = False
+        self.ledger = Ledger.for_crawler(crawler)
+        # Scrapy's retry and redirect counts of queued requests, by their
+        # stored JSON: for this run only (plt.requestcodec.RUN_META).
+        self._run_meta: dict[str, dict[str, Any]] = {}
         # CloseSpider raised from open() skips opening the scraper, and closing
         # then fails; raised from spider_opened it closes cleanly.
         crawler.signals.connect(self.spider_opened, signal=signals.spider_opened)
@@ -95,33 +107,21 @@ class JobStateSchedulerMixin:
             self._closing = True
             deferred_from_coro(self.crawler.engine.close_spider_async(reason="job_state_error"))
 
+    def _stash(self, request: Request, data: str) -> None:
+        if extra := run_meta(request):
+            self._run_meta[data] = extra
+
     def _decode(self, lease: Any, data: Any) -> Request | None:
         """The stored request, or None when it is given up (never imports anything)."""
         try:
             request = request_from_json(data, self.spider)
         except UndecodableRequest as exc:
-            self._give_up(lease, data, exc)
+            self.ledger.undecodable(lease, data, exc)
             return None
+        if isinstance(data, str) and (extra := self._run_meta.pop(data, None)):
+            request.meta.update(extra)
         request.meta[LEASE_KEY] = lease
         return request
-
-    def _give_up(self, lease: Any, data: Any, exc: UndecodableRequest) -> None:
-        self.state.give_up(lease)
-        excerpt = data[:200] if isinstance(data, (str, bytes)) else data
-        if isinstance(excerpt, bytes):
-            excerpt = excerpt.decode("latin-1")
-        where = record_failed(
-            self.state.jobdir, {"request": lease, "error": str(exc), "data": excerpt}
-        )
-        self.stats.inc_value("plt/job/undecodable")
-        first = self.stats.get_value("plt/job/undecodable") == 1
-        logger.log(
-            logging.WARNING if first else logging.DEBUG,
-            "Stored request %s cannot be decoded (%s); given up%s",
-            lease,
-            exc,
-            f", recorded in {where}" if where else "",
-        )
 
     def _given_up_error(self, count: int) -> None:
         """Requests given up in this job: it cannot finish, and says so (exit 2)."""
@@ -187,6 +187,11 @@ class JobScheduler(JobStateSchedulerMixin, BaseScheduler):
             )
             self._close_reason = "finished"
             return
+        if why_not := retry_failed_on_open(state, self.crawler.settings, state.jobdir):
+            logger.error("%s", why_not)
+            self.stats.set_value("plt/job/given_up_end", state.get_meta("ended_given_up"))
+            self._close_reason = "given_up"
+            return
         if state.resumed:
             logger.info(
                 "Resuming job %s: %d products done, %d partial items, %d requests queued "
@@ -206,16 +211,14 @@ class JobScheduler(JobStateSchedulerMixin, BaseScheduler):
         if state.db is None:
             return
         pending = state.pending_count()
-        finished = (
-            reason == "finished"
-            and not self.has_pending_requests()
-            and not state.leased
-            and not pending
-            and not state.given_up
-        )
+        self.stats.set_value("plt/pending_items", pending)
+        if self._close_reason == "given_up":
+            state.close()
+            return
+        done = close_account(state, self.stats, reason)
+        finished = done and not self.has_pending_requests() and not state.leased and not pending
         if finished:
             state.set_meta("finished", True)
-        self.stats.set_value("plt/pending_items", pending)
         if state.jobdir is not None:
             logger.info(
                 "Job %s %s: %d products in %s",
@@ -226,13 +229,6 @@ class JobScheduler(JobStateSchedulerMixin, BaseScheduler):
             )
             if reason == "finished" and state.given_up:
                 self._given_up_error(state.given_up)
-            elif reason == "finished" and (state.leased or pending):
-                self.stats.set_value("plt/job/incomplete", state.leased or pending)
-                logger.warning(
-                    "%d requests failed for now (network or server errors); run the "
-                    "same command again to retry them.",
-                    state.leased,
-                )
         state.close()
 
     def has_pending_requests(self) -> bool:
@@ -244,13 +240,12 @@ class JobScheduler(JobStateSchedulerMixin, BaseScheduler):
             data = request_to_json(request, self.spider)
         except (ValueError, TypeError, OverflowError) as exc:
             return self._enqueue_memory(request, fp, exc)
-        product_id = request.cb_kwargs.get("product_id")
-        if not isinstance(product_id, int):
-            product_id = None
+        product_id = self.ledger.item_id(request)
         replaces = request.meta.get(LEASE_KEY)  # a retry or redirect of a leased request
         if not self.state.add_request(fp, request.priority, data, product_id, replaces):
             self._log_dupe(request)
             return False
+        self._stash(request, data)
         self.stats.inc_value("scheduler/enqueued/disk")
         self.stats.inc_value("scheduler/enqueued")
         return True

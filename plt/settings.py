@@ -58,10 +58,20 @@ PLT_REDIS_MERGE = True
 # Job state: frontier, seen set, leases and partial items in SQLite (JOBDIR).
 SCHEDULER = "plt.scheduler.JobScheduler"
 PLT_JOB_RESET = False
+# The ledger (plt.job): runs a request may fail in before it is given up, the
+# item field that identifies an item, and whether to try given-up requests again.
+PLT_JOB_MAX_ATTEMPTS = 3
+PLT_JOB_ITEM_ID_FIELD = "product_id"
+PLT_JOB_RETRY_FAILED = False
+PLT_JOB_FSYNC = True  # the items file is fsynced before each export is recorded
+PLT_RETRY_AFTER_MAX = 60  # seconds of Retry-After waited for within a run
 
 DOWNLOADER_MIDDLEWARES = {
     # Wire side of HttpCompressionMiddleware (590): trims product pages.
     "plt.middlewares.headonly.HeadOnlyMiddleware": 595,
+    # Before RetryMiddleware (550) and RedirectMiddleware (600) see a response.
+    "plt.middlewares.retryafter.RetryAfterMiddleware": 560,
+    "plt.middlewares.redirects.RedirectGuard": 650,
 }
 PLT_HEAD_ONLY_ENABLED = True
 # End a product page's download once its block is in (see README, "Encodings and transfers").

@@ -196,7 +196,7 @@ def test_unreachable_retailer_exits_3_and_keeps_the_work(tmp_path):
         url = f"http://127.0.0.1:{s.getsockname()[1]}"  # nothing listens there
     proc = run_crawl(tmp_path, url, "RETRY_TIMES=0")
     assert proc.returncode == JOB_INCOMPLETE_EXIT, proc.stderr[-2000:]
-    assert "run the same command again to retry them" in proc.stderr
+    assert "Run the same command again to retry them" in proc.stderr
     assert f"Is SHOP_URL ({url}) right?" in proc.stderr
     assert not (tmp_path / "memory-report.json").exists()
 

@@ -129,3 +129,14 @@ def test_reset_deletes_every_key(store):
     store.pop("w", 60)
     assert store.reset() > 0
     assert not any(store.server.exists(k) for k in store.keys.all())
+
+
+def test_a_retry_or_redirect_takes_over_its_originals_attempts(store):
+    store.push("fp", 0, '{"a":1}', None, seed=False)
+    lease, _ = store.pop("w", 60)
+    store.server.hincrby(store.keys.attempts, lease, 2)  # two runs failed
+    assert store.push(None, 0, '{"a":2}', lease, seed=False)  # the retry, dont_filter
+    retry, _ = store.pop("w", 60)
+    assert retry != lease
+    assert int(store.server.hget(store.keys.attempts, retry)) == 2
+    assert store.server.hget(store.keys.attempts, lease) is None

@@ -168,3 +168,13 @@ def test_undecodable_rows_are_given_up_with_one_warning(shop, tmp_path):
     again = run_crawl(tmp_path, shop.url)
     assert_one_line(again, "were given up: 2 in")
     assert runs(tmp_path)[-1].get("downloader/request_count", 0) == 0
+
+
+def test_a_filesystem_without_wal_mode_is_one_clear_error(tmp_path):
+    import sqlite3
+
+    from plt.jobdir import JobStateError, enable_wal
+
+    db = sqlite3.connect(":memory:")  # an in-memory database cannot use WAL mode
+    with pytest.raises(JobStateError, match="cannot use SQLite's WAL mode"):
+        enable_wal(db, tmp_path / "plt-state.sqlite")

@@ -56,7 +56,7 @@ def test_product_request_carries_only_the_id(spider):
     assert request.priority == PRODUCT_PRIORITY
     assert request.meta["plt_head_until"] == "</main>"
     assert request.meta["deltafetch_key"] == "17"
-    assert request.meta["handle_httpstatus_list"] == [404]
+    assert request.meta["handle_httpstatus_list"] == [404, 410]
 
 
 def test_stock_request_goes_to_the_stock_api(spider):
@@ -74,10 +74,11 @@ def test_first_listing_page_gives_products_and_the_next_page(spider):
     request = spider.listing_request(1)
     out = collect(spider.parse_listing(html(request, "listing-1.html"), page=1))
     assert [r.cb_kwargs for r in out] == [
+        # The next page first, stored whatever becomes of this one. Two tiles
+        # on page 1 of 20,103: the listing's own page size counts.
+        {"page": 2, "pages": 10_052},
         {"product_id": 17},
         {"product_id": 23},
-        # Two tiles on page 1 of 20,103: the listing's own page size counts.
-        {"page": 2, "pages": 10_052},
     ]
     assert spider.crawler.stats.get_value("plt/products/total") == 20_103
 
@@ -126,13 +127,45 @@ def test_bad_stock_json_exports_null_stock(spider):
     assert spider.crawler.stats.get_value("plt/stock/invalid_json") == 1
 
 
-def test_failed_stock_call_exports_null_stock(spider):
+def leased(spider, request):
+    from plt.scheduler import LEASE_KEY
+
+    spider.job.add_request(None, 0, "{}", request.cb_kwargs.get("product_id"))
+    request.meta[LEASE_KEY], _ = spider.job.lease_next()
+    return request
+
+
+def test_a_stock_call_failing_for_now_keeps_the_partial_item_for_the_next_run(spider):
     spider.job.put_pending(17, {"product_id": 17, "name": "x"})
     failure = Failure(ConnectionError("dropped"))
-    failure.request = spider.stock_request(17, 100170)
+    failure.request = leased(spider, spider.stock_request(17, 100170))
+    assert collect(spider.stock_failed(failure)) == []
+    assert spider.job.get_pending(17) is not None and spider.job.leased == 1
+    assert spider.crawler.stats.get_value("plt/stock/kept") == 1
+
+
+def test_a_stock_call_given_up_exports_null_stock(spider):
+    spider.job.put_pending(17, {"product_id": 17, "name": "x"})
+    request = leased(spider, spider.stock_request(17, 100170))
+    for _ in range(2):  # two earlier runs failed
+        spider.job.record_attempt(request.meta["plt_lease"], "ConnectionError")
+    failure = Failure(ConnectionError("dropped"))
+    failure.request = request
     (item,) = collect(spider.stock_failed(failure))
     assert item["product_id"] == 17 and item["stock_jsons"] is None
     assert spider.crawler.stats.get_value("plt/stock/failed") == 1
+    assert spider.crawler.stats.get_value("plt/job/given_up") == 1
+
+
+def test_a_permanent_stock_answer_exports_null_stock(spider):
+    from scrapy.spidermiddlewares.httperror import HttpError
+
+    spider.job.put_pending(17, {"product_id": 17, "name": "x"})
+    request = leased(spider, spider.stock_request(17, 100170))
+    failure = Failure(HttpError(TextResponse(request.url, status=404, request=request)))
+    failure.request = request
+    (item,) = collect(spider.stock_failed(failure))
+    assert item["stock_jsons"] is None
 
 
 def test_too_large_product_page_is_counted(spider):
@@ -143,7 +176,8 @@ def test_too_large_product_page_is_counted(spider):
 
 
 @pytest.mark.parametrize(
-    ("status", "keeps_lease"), [(503, True), (429, True), (408, True), (404, False), (403, False)]
+    ("status", "keeps_lease"),
+    [(503, True), (429, True), (408, True), (403, True), (401, True), (404, False), (400, False)],
 )
 def test_failed_page_keeps_its_lease_unless_the_failure_is_permanent(spider, status, keeps_lease):
     from scrapy.spidermiddlewares.httperror import HttpError
@@ -157,9 +191,15 @@ def test_failed_page_keeps_its_lease_unless_the_failure_is_permanent(spider, sta
     response = HtmlResponse(request.url, status=status, body=b"", request=request)
     failure = Failure(HttpError(response))
     failure.request = request
-    assert collect(spider.request_failed(failure)) == []
-    assert bool(request.meta.get(KEEP_LEASE_KEY)) is keeps_lease
-    assert spider.job.leased == (1 if keeps_lease else 0)
+    # Whatever became of page 2, page 3 is queued.
+    assert [r.cb_kwargs for r in collect(spider.request_failed(failure))] == [
+        {"page": 3, "pages": 9}
+    ]
+    # Kept for the next run, or given up (400), both kept from settling; or
+    # withdrawn (404): an answer, settled once LeaseMiddleware has stored the output.
+    assert bool(request.meta.get(KEEP_LEASE_KEY)) is (status != 404)
+    assert spider.job.leased == (0 if status == 400 else 1)
+    assert spider.job.failed == (0 if keeps_lease else int(status == 400))
     assert spider.crawler.stats.get_value(f"plt/listing/http_{status}") == 1
 
 
@@ -248,7 +288,7 @@ def test_a_later_empty_listing_page_does_not_stop_the_crawl(spider):
     assert [r.cb_kwargs for r in out] == [{"page": 6, "pages": 9}]
 
 
-@pytest.mark.parametrize("status", [404, 403])
+@pytest.mark.parametrize("status", [404, 400])
 def test_first_listing_page_refused_for_good_stops_the_crawl(spider, status):
     request = leased_listing(spider, 1)
     failure = Failure(HttpError(empty_page(request, status)))
@@ -291,3 +331,21 @@ def test_a_new_job_starts_from_nothing(spider):
     collect(spider.start())
     assert spider.crawler.stats.get_value("plt/products/total") is None
     assert spider.crawler.stats.get_value("plt/products/done_before") == 0
+
+
+def test_a_page_showing_an_unseen_product_exports_it_under_its_own_id_and_url(spider):
+    spider.ledger.show([5])
+    asked = leased(spider, spider.product_request("http://shop.test:8800/product/x-5", 5))
+    (stock,) = collect(spider.parse_product(html(asked, "product-17.html"), product_id=5))
+    assert stock.cb_kwargs["product_id"] == 17  # its stock is looked up for it
+    assert spider.job.get_pending(17)["url"] == "http://shop.test:8800/product/denim-slim-ankle-17"
+    # The product asked for stays to do: kept for the next run, counted.
+    assert asked.meta["plt_keep_lease"] and spider.job.leased == 1
+    assert spider.crawler.stats.get_value("plt/product/id_changed") == 1
+
+
+def test_a_page_showing_a_product_already_in_the_job_exports_nothing(spider):
+    spider.ledger.show([5, 17])
+    asked = leased(spider, spider.product_request("http://shop.test:8800/product/x-5", 5))
+    assert collect(spider.parse_product(html(asked, "product-17.html"), product_id=5)) == []
+    assert spider.job.get_pending(17) is None and asked.meta["plt_keep_lease"]

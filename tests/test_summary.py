@@ -127,6 +127,18 @@ def test_the_chart_is_named_only_when_drawn_in_this_run(tmp_path):
         ({"finish_reason": "job_state_error", "plt/job/state_error": "The job state x is damaged."},
          "not run: the job directory cannot be used: The job state x is damaged.", None),
         ({"finish_reason": "no_shop_url"}, "stopped (no_shop_url): see the error above", None),
+        ({"finish_reason": "finished", "plt/job/incomplete": 2, "plt/job/failed/http_403": 2,
+          "plt/job/missing": 50, "plt/job/missing/failed_for_now": 2,
+          "plt/job/missing/on_unread_pages": 48},
+         "incomplete: 2 requests failed for now (retried for http_403 x2); 50 products missing "
+         "(2 failed for now, 48 on listing pages not read yet)",
+         "retry them with the same command: scrapy crawl product"),
+        ({"finish_reason": "finished", "plt/job/given_up_end": 3},
+         "ended with 3 requests given up, listed in failed.jsonl",
+         "try them again: add -s PLT_JOB_RETRY_FAILED=1 to the same command"),
+        ({"finish_reason": "given_up", "plt/job/given_up_end": 3},
+         "ended with 3 requests given up, listed in failed.jsonl",
+         "try them again: add -s PLT_JOB_RETRY_FAILED=1 to the same command"),
     ],
 )  # fmt: skip
 def test_state_and_next_step(tmp_path, stats, state, next_step):

@@ -10,7 +10,8 @@ line that names the file and what to do; the directory is checked before the
 crawler starts. One that ran out of work with requests that failed for now
 (network or server errors, kept for the next run) exits with 3; one whose
 first listing page was no listing (a wrong SHOP_URL, an anti-bot page) exits
-with 4.
+with 4; one that ended with requests given up (a permanent answer, or too many
+runs failed) with 5.
 """
 
 from __future__ import annotations
@@ -46,6 +47,7 @@ CONFIG_ERROR_EXIT = 1
 JOB_STATE_ERROR_EXIT = 2
 JOB_INCOMPLETE_EXIT = 3
 NOT_A_LISTING_EXIT = 4
+JOB_GIVEN_UP_EXIT = 5
 
 
 def default_jobdir(spider_name: str, now: float | None = None) -> Path:
@@ -158,7 +160,8 @@ class Command(ConfigCheck, ScrapyCrawlCommand):
 
 
 def job_exit_status(crawler: Crawler) -> int:
-    """2: the job directory could not be used; 4: no listing; 3: requests failed for now."""
+    """2: the job directory could not be used; 4: no listing; 3: something left to do;
+    5: nothing left to do, but requests were given up."""
     try:
         reason = crawler.stats.get_value("finish_reason")
     except RuntimeError:  # the crawl never started
@@ -169,4 +172,6 @@ def job_exit_status(crawler: Crawler) -> int:
         return NOT_A_LISTING_EXIT
     if crawler.stats.get_value("plt/job/incomplete"):
         return JOB_INCOMPLETE_EXIT
+    if crawler.stats.get_value("plt/job/given_up_end"):
+        return JOB_GIVEN_UP_EXIT
     return 0

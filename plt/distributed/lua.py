@@ -21,7 +21,8 @@ _PRIORITY = "local function prio(v) return -tonumber(string.match(v, '^(%S+)')) 
 
 # Seen check, enqueue and settling of the replaced lease in one step: a worker
 # killed in between can neither lose the request nor leave it half recorded.
-# KEYS: seen, queue, data, seq, leases, owner, meta
+# The request that replaces another (a retry, a redirect) takes over its attempts.
+# KEYS: seen, queue, data, seq, leases, owner, meta, attempts
 # ARGV: fingerprint or '', priority, json, replaced lease or '', seed flag
 PUSH = """
 local added = 1
@@ -30,6 +31,13 @@ if added == 1 then
   local id = string.format('%012d', redis.call('INCR', KEYS[4]))
   redis.call('HSET', KEYS[3], id, ARGV[2] .. ' ' .. ARGV[3])
   redis.call('ZADD', KEYS[2], -tonumber(ARGV[2]), id)
+  if ARGV[4] ~= '' then
+    local a = redis.call('HGET', KEYS[8], ARGV[4])
+    if a then
+      redis.call('HSET', KEYS[8], id, a)
+      redis.call('HDEL', KEYS[8], ARGV[4])
+    end
+  end
 end
 if ARGV[4] ~= '' then
   if redis.call('ZREM', KEYS[5], ARGV[4]) + redis.call('ZREM', KEYS[2], ARGV[4]) > 0 then

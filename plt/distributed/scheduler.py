@@ -22,7 +22,7 @@ from scrapy_redis.scheduler import Scheduler
 from plt.distributed.merge import finish_job
 from plt.distributed.state import RedisJobState
 from plt.jobstate import JobState, JobStateError
-from plt.requestcodec import LEASE_KEY, request_from_json, request_to_json
+from plt.requestcodec import LEASE_KEY, request_from_json, request_to_json, run_meta
 from plt.scheduler import JobStateSchedulerMixin, scoped_fingerprint
 
 if TYPE_CHECKING:
@@ -172,6 +172,8 @@ class RedisScheduler(JobStateSchedulerMixin, Scheduler):
             self.stats.set_value("plt/job/incomplete", status.failed)
         if reason == "finished" and (given_up := state.given_up_total()):
             self._given_up_error(given_up)
+        elif reason == "finished" and status.done and not status.failed and state.failed_total():
+            self.stats.set_value("plt/job/given_up_end", state.failed_total())
         if self._close_reason == "finished":
             pass  # finished before this worker started: nothing new to merge
         elif status.done:
@@ -221,6 +223,8 @@ class RedisScheduler(JobStateSchedulerMixin, Scheduler):
             self.df.log(request, self.spider)
             self.stats.inc_value("dupefilter/filtered")
             return False
+        if run_meta(request):
+            self._stash(request, request_to_json(request, self.spider))
         self.stats.inc_value("scheduler/enqueued/redis")
         self.stats.inc_value("scheduler/enqueued")
         return True

@@ -27,6 +27,7 @@ from scrapy.utils.misc import load_object
 from scrapy_redis.connection import get_redis_from_settings
 
 from plt import itemsfile
+from plt.distributed.ledger import RedisLedgerRecord
 from plt.distributed.store import SCHEMA_VERSION, CrawlStatus, JobKeys, LeaseStore, safe_name
 from plt.jobstate import ITEMS_FILE, JobState, JobStateError
 
@@ -62,7 +63,7 @@ def worker_items_file(worker: str) -> str:
     return f"items-{worker}.jsonl"
 
 
-class RedisJobState(JobState):
+class RedisJobState(RedisLedgerRecord, JobState):
     def __init__(self, crawler: Crawler) -> None:
         settings = crawler.settings
         super().__init__(settings.get("JOBDIR"), reset=settings.getbool("PLT_JOB_RESET"))

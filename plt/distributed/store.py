@@ -37,6 +37,8 @@ class JobKeys:
     offsets: str
     workers: str
     meta: str
+    attempts: str
+    shown: str
 
     @classmethod
     def for_job(cls, job: str) -> JobKeys:
@@ -91,7 +93,7 @@ class LeaseStore:
         """Queue a request unless its fingerprint was seen; True when queued."""
         k = self.keys
         added = self._push(
-            keys=[k.seen, k.queue, k.data, k.seq, k.leases, k.owner, k.meta],
+            keys=[k.seen, k.queue, k.data, k.seq, k.leases, k.owner, k.meta, k.attempts],
             args=[fp or "", priority, data, replaces or "", "1" if seed else "0"],
         )
         return bool(added)

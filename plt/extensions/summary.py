@@ -24,6 +24,7 @@ from scrapy.exceptions import NotConfigured
 from scrapy.utils.asyncio import is_asyncio_available
 
 from plt import memsamples
+from plt.jobdir import FAILED_FILE
 from plt.jobstate import ITEMS_FILE
 
 if TYPE_CHECKING:
@@ -79,12 +80,28 @@ def short_path(path: Path) -> str:
 
 def top_causes(stats: dict[str, Any], count: int = 2) -> str:
     """The most frequent retry reasons (or download errors) in the stats."""
-    for prefix in ("retry/reason_count/", "downloader/exception_type_count/"):
+    prefixes = ("plt/job/failed/", "retry/reason_count/", "downloader/exception_type_count/")
+    for prefix in prefixes:
         found = [(v, k[len(prefix) :]) for k, v in stats.items() if k.startswith(prefix)]
         if found:
             found.sort(reverse=True)
             return ", ".join(f"{name.rsplit('.', 1)[-1]} x{n:,}" for n, name in found[:count])
     return ""
+
+
+MISSING_CAUSES = {
+    "failed_for_now": "failed for now",
+    "not_fetched": "not fetched yet",
+    "no_request": "no request left",
+    "on_unread_pages": "on listing pages not read yet",
+    "given_up": "given up",
+}
+
+
+def missing_causes(stats: dict[str, Any]) -> str:
+    """Products missing, by cause (the ledger's plt/job/missing/... stats)."""
+    found = [(stats.get(f"plt/job/missing/{k}") or 0, text) for k, text in MISSING_CAUSES.items()]
+    return ", ".join(f"{n:,} {text}" for n, text in found if n)
 
 
 class JobSummary:
@@ -148,6 +165,9 @@ class JobSummary:
         """What became of the job, and what to run next (None: nothing)."""
         reason = stats["finish_reason"]
         again = f"resume with the same command: {self.command or 'run it again'}"
+        if reason in ("finished", "given_up") and (given_up := stats.get("plt/job/given_up_end")):
+            state = f"ended with {given_up:,} requests given up, listed in {FAILED_FILE}"
+            return state, "try them again: add -s PLT_JOB_RETRY_FAILED=1 to the same command"
         if reason == "finished":
             failed = stats.get("plt/job/incomplete")
             if not failed:
@@ -156,6 +176,8 @@ class JobSummary:
             plural = "s" if failed != 1 else ""
             state = f"incomplete: {failed:,} request{plural} failed for now"
             state += f" (retried for {causes})" if causes else " (network or server errors)"
+            if missing := stats.get("plt/job/missing"):
+                state += f"; {missing:,} products missing ({missing_causes(stats)})"
             if "DNSLookupError" in causes:
                 return state, f"check the host in SHOP_URL, then {again}"
             return state, again.replace("resume", "retry them")

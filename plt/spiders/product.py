@@ -23,8 +23,11 @@ from scrapy.spidermiddlewares.httperror import HttpError
 from twisted.python.failure import Failure
 
 from plt.config import check_retailer
+from plt.job.ledger import KEPT, Ledger
+from plt.job.policy import MAY_PASS, Verdict, classify, classify_status
 from plt.jobstate import JobState
 from plt.middlewares.headonly import ResponseTooLarge
+from plt.middlewares.redirects import SAME_QUERY_KEY
 from plt.parsing import (
     PER_PAGE,
     StockError,
@@ -34,7 +37,7 @@ from plt.parsing import (
     parse_stock,
     stock_col_num,
 )
-from plt.scheduler import DEDUPE_SCOPE_KEY, KEEP_LEASE_KEY, LEASE_KEY
+from plt.scheduler import DEDUPE_SCOPE_KEY, LEASE_KEY
 
 logger = logging.getLogger(__name__)
 
@@ -47,8 +50,6 @@ PRODUCT_BLOCK_END = "</main>"
 NOT_A_LISTING = "not_a_listing"
 # Job meta: the first listing page was no listing, so the next run asks for it anew.
 FIRST_LISTING_FAILED = "first_listing_failed"
-# Answers that a later attempt may turn into a page (Scrapy retries them too).
-RETRYABLE_4XX = frozenset({408, 429})
 # Job-state meta keys: the listing's total count, and products withdrawn (404).
 LISTING_TOTAL_META = "listing_total"
 WITHDRAWN_META = "withdrawn"
@@ -81,6 +82,7 @@ class ProductSpider(scrapy.Spider):
     def from_crawler(cls, crawler: Any, *args: Any, **kwargs: Any) -> ProductSpider:
         spider = super().from_crawler(crawler, *args, **kwargs)
         spider.job = JobState.for_crawler(crawler)
+        spider.ledger = Ledger.for_crawler(crawler)
         spider._crawl_date = None
         return spider
 
@@ -118,6 +120,7 @@ class ProductSpider(scrapy.Spider):
             errback=self.request_failed,
             cb_kwargs=cb_kwargs,
             priority=LISTING_PRIORITY,
+            meta={SAME_QUERY_KEY: True},
         )
 
     def product_request(self, url: str, product_id: int) -> scrapy.Request:
@@ -130,7 +133,7 @@ class ProductSpider(scrapy.Spider):
             meta={
                 "plt_head_until": PRODUCT_BLOCK_END,
                 "deltafetch_key": str(product_id),
-                "handle_httpstatus_list": [404],
+                "handle_httpstatus_list": [404, 410],
             },
         )
 
@@ -174,12 +177,15 @@ class ProductSpider(scrapy.Spider):
                 self.crawler.stats.set_value("plt/products/total", listing.total)
                 if self.job.db is not None:  # kept for the progress of later runs
                     self.job.set_meta(LISTING_TOTAL_META, listing.total)
+                self.ledger.announce(listing.total, pages)
                 logger.info("%d products on %d listing pages", listing.total, pages)
+        # The next page first: stored whatever becomes of this one.
+        if listing.has_next or (pages is not None and page < pages):
+            yield self.listing_request(page + 1, pages)
+        self.ledger.show(listing.product_ids)
         self.crawler.stats.inc_value("plt/listing/pages")
         for href, product_id in zip(listing.product_urls, listing.product_ids, strict=True):
             yield self.product_request(response.urljoin(href), product_id)
-        if listing.has_next or (pages is not None and page < pages):
-            yield self.listing_request(page + 1, pages)
 
     async def parse_product(self, response: Response, product_id: int) -> AsyncIterator[Any]:
         """A product page, trimmed to its product block: the stock request.
@@ -191,8 +197,9 @@ class ProductSpider(scrapy.Spider):
         @pending_item
         """
         stats = self.crawler.stats
-        if response.status == 404:
+        if response.status in (404, 410):
             stats.inc_value("plt/product/withdrawn")
+            self.ledger.failed(response.request, classify_status(response.status))
             if self.job.db is not None:
                 self.job.set_meta(WITHDRAWN_META, (self.job.get_meta(WITHDRAWN_META) or 0) + 1)
             return
@@ -202,17 +209,24 @@ class ProductSpider(scrapy.Spider):
             return
         fields = parse_product(response.selector, response.url)
         if fields is None:
-            logger.warning("No product block on %s", response.url)
             stats.inc_value("plt/product/no_product_block")
+            self.ledger.failed(response.request, Verdict(MAY_PASS, "no_product_block"))
             return
         if fields["product_id"] != product_id:
-            # The page is the product's own word (a redirect to a canonical
-            # product); from here on everything is keyed by its id.
+            # Another product's page: the one asked for stays to do. The page
+            # is exported under its own id only if that product is not in the
+            # job already, with its stock looked up for it.
             stats.inc_value("plt/product/id_changed")
-            product_id = fields["product_id"]
-            if self.job.is_exported(product_id):
-                stats.inc_value("plt/product/already_exported")
+            shown = fields["product_id"]
+            detail = f"the page shows product {shown}, not {product_id}"
+            self.ledger.failed(response.request, Verdict(MAY_PASS, "id_changed"), detail)
+            if self.ledger.seen(shown):
+                stats.inc_value("plt/product/id_changed_seen")
                 return
+            product_id = shown
+            # The item's url is the product's own page, not the one asked for.
+            if canonical := response.css("link[rel=canonical]::attr(href)").get():
+                fields["url"] = response.urljoin(canonical)
         fields["date"] = self.crawl_date()
         if fields["active_col_num"] is None:
             stats.inc_value("plt/product/no_active_colour")
@@ -248,8 +262,12 @@ class ProductSpider(scrapy.Spider):
     # -- errbacks ---------------------------------------------------------------
 
     async def stock_failed(self, failure: Failure) -> AsyncIterator[Any]:
-        """The stock call failed for good: the product is exported without stock."""
+        """A stock call failed: kept for the next run if it may pass (the partial
+        item waits in the job state); else the product is exported without stock."""
         product_id = failure.request.cb_kwargs["product_id"]
+        if self.ledger.failed(failure.request, failure) == KEPT:
+            self.crawler.stats.inc_value("plt/stock/kept")
+            return
         self.crawler.stats.inc_value("plt/stock/failed")
         logger.warning("Stock lookup failed for product %d: %s", product_id, failure.value)
         item = self._complete(product_id, None)
@@ -257,45 +275,32 @@ class ProductSpider(scrapy.Spider):
             yield item
 
     async def request_failed(self, failure: Failure) -> AsyncIterator[Any]:
-        """A listing or product page failed after its retries.
+        """A listing or product page failed after its retries: the ledger decides.
 
-        A page that can never succeed (too large, a 4xx answer) is settled;
-        anything else (network errors, 5xx) keeps its lease, so the next run of
-        the same job fetches it again instead of losing its products.
+        A failed listing page never cuts off the pages after it: once the page
+        count is known, the next page is queued whatever becomes of this one.
         """
         request = failure.request
         kind = "product" if "product_id" in request.cb_kwargs else "listing"
         stats = self.crawler.stats
-        permanent = failure.check(ResponseTooLarge) or (
-            failure.check(HttpError)
-            and 400 <= failure.value.response.status < 500
-            and failure.value.response.status not in RETRYABLE_4XX
-        )
+        verdict = classify(failure)
         if failure.check(ResponseTooLarge):
             stats.inc_value(f"plt/{kind}/too_large")
         elif failure.check(HttpError):
             stats.inc_value(f"plt/{kind}/http_{failure.value.response.status}")
         else:
             stats.inc_value(f"plt/{kind}/failed")
-        if permanent and kind == "listing" and request.cb_kwargs.get("page") == 1:
+        first = kind == "listing" and request.cb_kwargs.get("page") == 1
+        if first and not verdict.may_pass:
             too_large = failure.check(ResponseTooLarge)
             what = "too large" if too_large else f"HTTP {failure.value.response.status}"
             self.not_a_listing(request, request.url, what)
-        lease_id = request.meta.get(LEASE_KEY)
-        if permanent and lease_id is not None and self.job.db is not None:
-            self.job.settle(lease_id)
-            logger.error("Giving up on %s: %s", request.url, failure.value)
-        else:
-            # An HttpError's errback output passes through LeaseMiddleware,
-            # which would settle the lease: tell it not to.
-            request.meta[KEEP_LEASE_KEY] = True
+        if self.ledger.failed(request, failure) == KEPT and first and not failure.check(HttpError):
             # The first page failing to connect is most often a mistyped host.
-            first = kind == "listing" and request.cb_kwargs.get("page") == 1
-            hint = f" Is SHOP_URL ({self.shop_url}) right?" if first else ""
-            msg = "%s failed (%s); the next run of this job retries it.%s"
-            logger.error(msg, request.url, failure.value, hint)
-        return
-        yield  # an async generator, like the callbacks
+            logger.error("%s failed: Is SHOP_URL (%s) right?", request.url, self.shop_url)
+        page, pages = request.cb_kwargs.get("page"), request.cb_kwargs.get("pages")
+        if kind == "listing" and isinstance(pages, int) and isinstance(page, int) and page < pages:
+            yield self.listing_request(page + 1, pages)
 
     # -- helpers ----------------------------------------------------------------
 

@@ -1,0 +1,125 @@
+from __future__ import annotations
+
+import json
+import logging
+
+from scrapy import Request
+from scrapy.utils.test import get_crawler
+from twisted.internet.error import TimeoutError
+
+from plt.job.ledger import GIVEN_UP, KEPT, Ledger
+from plt.jobdir import FAILED_FILE
+from plt.jobstate import JobState
+from plt.requestcodec import KEEP_LEASE_KEY, LEASE_KEY, request_to_json, run_meta
+
+
+def setup(tmp_path, **settings):
+    crawler = get_crawler(settings_dict={"JOBDIR": str(tmp_path), **settings})
+    crawler.stats.open_spider()
+    state = JobState.for_crawler(crawler)
+    state.open()
+    return Ledger.for_crawler(crawler), state
+
+
+def leased(state, item_id=None):
+    state.add_request(None, 0, "{}", item_id)
+    lease, _ = state.lease_next()
+    return Request("http://shop.test/p-7", cb_kwargs={"product_id": item_id},
+                   meta={LEASE_KEY: lease})  # fmt: skip
+
+
+def test_a_failure_that_may_pass_is_kept_then_given_up_after_max_attempts(tmp_path, caplog):
+    ledger, state = setup(tmp_path, PLT_JOB_MAX_ATTEMPTS=3)
+    state.show_items([7])
+    request = leased(state, 7)
+    caplog.set_level(logging.WARNING)
+    assert ledger.failed(request, TimeoutError()) == KEPT
+    assert request.meta[KEEP_LEASE_KEY] and state.leased == 1
+    assert "kept for the next run (attempt 1 of 3)" in caplog.text
+    # Two more runs: the attempts are the job's, not the request's.
+    for run, fate in ((2, KEPT), (3, GIVEN_UP)):
+        ledger.state.close()
+        state = JobState(tmp_path)
+        state.open()
+        ledger.state = state
+        lease, _ = state.lease_next()
+        request = Request("http://shop.test/p-7", cb_kwargs={"product_id": 7},
+                          meta={LEASE_KEY: lease})  # fmt: skip
+        assert ledger.failed(request, TimeoutError()) == fate, run
+    assert (state.leased, state.failed) == (0, 1)
+    assert "Giving up on http://shop.test/p-7 after 3 runs: TimeoutError" in caplog.text
+    (line,) = (tmp_path / FAILED_FILE).read_text().splitlines()
+    assert json.loads(line)["attempts"] == 3
+    account = state.account()
+    assert (account.given_up, account.missing, account.requests_given_up) == (1, 0, 1)
+    assert ledger.stats.get_value("plt/job/given_up") == 1
+
+
+def test_given_up_requests_are_tried_again_when_asked(tmp_path):
+    ledger, state = setup(tmp_path, PLT_JOB_MAX_ATTEMPTS=1)
+    state.show_items([7])
+    assert ledger.failed(leased(state, 7), TimeoutError()) == GIVEN_UP
+    assert state.retry_failed() == 1
+    assert (state.queued, state.failed) == (1, 0)
+    assert state.account().failed_for_now == 0 and state.account().not_fetched == 1
+
+
+def test_a_retry_takes_over_its_original_row_and_attempts(tmp_path):
+    _, state = setup(tmp_path)
+    request = leased(state, 7)
+    lease = request.meta[LEASE_KEY]
+    state.record_attempt(lease, "HTTP 503")
+    retry = request.replace(url="http://shop.test/p-7?again", dont_filter=True)
+    assert state.add_request(None, 0, "{}", 7, replaces=lease)
+    again, _ = state.lease_next()
+    assert again == lease and state.attempts(again) == 1 and retry.url
+
+
+def test_retry_counts_are_never_stored(tmp_path):
+    from plt.spiders.product import ProductSpider
+
+    crawler = get_crawler(ProductSpider, {"SHOP_URL": "http://shop.test"})
+    spider = ProductSpider.from_crawler(crawler)
+    request = spider.listing_request(2, 9)
+    request.meta.update(retry_times=2, redirect_times=1, redirect_urls=["http://a"])
+    assert "retry_times" not in json.loads(request_to_json(request, spider))["meta"]
+    assert run_meta(request) == {"retry_times": 2, "redirect_times": 1,
+                                 "redirect_urls": ["http://a"]}  # fmt: skip
+
+
+def test_a_dropped_item_settles_its_request(tmp_path):
+    from scrapy.http import Response
+
+    ledger, state = setup(tmp_path)
+    request = leased(state, 7)
+    ledger.item_dropped({"product_id": 7}, Response(request.url, request=request), Exception())
+    assert state.leased == 0
+
+
+def test_an_item_id_too_large_for_the_job_is_no_id(tmp_path):
+    ledger, _ = setup(tmp_path)
+    assert ledger.item_id({"product_id": 2**70}) is None
+    ledger.show([1, 2**70])
+    assert ledger.stats.get_value("plt/job/item_id_out_of_range") == 1
+
+
+def test_a_redirect_hop_kept_for_the_next_run_starts_again_from_the_url_asked_for(tmp_path):
+    from plt.job.policy import RedirectFailure
+    from plt.spiders.product import ProductSpider
+
+    crawler = get_crawler(ProductSpider, {"SHOP_URL": "http://shop.test", "JOBDIR": str(tmp_path)})
+    crawler.stats.open_spider()
+    crawler.spider = ProductSpider.from_crawler(crawler)
+    state = JobState.for_crawler(crawler)
+    state.open()
+    ledger = Ledger.for_crawler(crawler)
+    hop = leased(state, 7).replace(
+        url="http://shop.test/product/item-7", callback=crawler.spider.parse_product
+    )
+    hop.meta["redirect_urls"] = ["http://shop.test/product/x-7"]
+    assert ledger.failed(hop, RedirectFailure("redirect loop")) == KEPT
+    state.close()
+    state = JobState(tmp_path)
+    state.open()
+    _, data = state.lease_next()
+    assert json.loads(data)["url"] == "http://shop.test/product/x-7"
