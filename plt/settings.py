@@ -65,12 +65,15 @@ PLT_JOB_ITEM_ID_FIELD = "product_id"
 PLT_JOB_RETRY_FAILED = False
 PLT_JOB_FSYNC = True  # the items file is fsynced before each export is recorded
 PLT_RETRY_AFTER_MAX = 60  # seconds of Retry-After waited for within a run
+PLT_RETRY_FORBIDDEN_TIMES = 1  # retries of a 401/403 within a run (anti-bot walls)
 
 DOWNLOADER_MIDDLEWARES = {
     # Wire side of HttpCompressionMiddleware (590): trims product pages.
     "plt.middlewares.headonly.HeadOnlyMiddleware": 595,
     # Before RetryMiddleware (550) and RedirectMiddleware (600) see a response.
     "plt.middlewares.retryafter.RetryAfterMiddleware": 560,
+    # Between RetryAfter and RetryMiddleware: 401/403 get their own, smaller budget.
+    "plt.middlewares.forbidden.ForbiddenRetryMiddleware": 555,
     "plt.middlewares.redirects.RedirectGuard": 650,
 }
 PLT_HEAD_ONLY_ENABLED = True

@@ -41,7 +41,9 @@ def exact(shop: ShopProcess, jobdir: Path, tmp_path: Path) -> bool:
 
 
 def test_a_listing_wall_that_lifts_exits_3_naming_what_is_missing_then_finishes(tmp_path):
-    with ShopProcess(ShopConfig(**SMALL, wall_listing_page=2, wall_hits=1)) as shop:
+    # The wall answers 403 twice: both in the first run (a request and its one
+    # retry), and the second run gets through.
+    with ShopProcess(ShopConfig(**SMALL, wall_listing_page=2, wall_hits=2)) as shop:
         first = crawl(tmp_path / "job", shop.url)
         assert first.returncode == JOB_INCOMPLETE_EXIT, first.stderr[-3000:]
         assert "products?page=2 failed for now (HTTP 403)" in first.stderr
