@@ -1,8 +1,9 @@
 """Incremental, bounded decoding of HTTP bodies, optionally only up to a marker.
 
 Every ``Content-Encoding`` Scrapy accepts (gzip, deflate, br, zstd) is decoded
-in chunks of at most ``CHUNK`` bytes of output, so neither a page we need only
-the head of nor a decompression bomb is ever inflated whole. Nothing here
+in chunks of about ``CHUNK`` bytes of output at most (see plt.codecs), so
+neither a page we need only the head of nor a decompression bomb is ever
+inflated whole. Nothing here
 trusts what a body says about itself (a gzip ISIZE trailer, a declared
 encoding): the size limit applies to what was actually decoded, a stream that
 ends before its end is ``IncompleteBody``, and a body that is not what its
@@ -11,26 +12,31 @@ ends before its end is ``IncompleteBody``, and a body that is not what its
 
 from __future__ import annotations
 
-import zlib
-from typing import Protocol
-
 from scrapy.exceptions import IgnoreRequest
 
-try:
-    import brotli
-except ImportError:  # pragma: no cover - Scrapy 2.19 depends on it
-    brotli = None  # type: ignore[assignment]
-try:
-    from backports import zstd
-except ImportError:  # pragma: no cover - Python 3.14 has it built in
-    try:
-        from compression import zstd  # type: ignore[import-not-found,no-redef]
-    except ImportError:
-        zstd = None  # type: ignore[assignment]
+from plt.codecs import (
+    DECODE_ERRORS,
+    GZIP_MAGIC,
+    ZSTD_MAGIC,
+    Codec,
+    codec_for,
+    trimmable_encodings,
+)
+
+__all__ = [
+    "CHUNK",
+    "DECODE_ERRORS",
+    "IDENTITY",
+    "HeadDecoder",
+    "IncompleteBody",
+    "ResponseTooLarge",
+    "decode",
+    "is_supported",
+    "sniff",
+    "trimmable_encodings",
+]
 
 CHUNK = 64 * 1024
-GZIP_MAGIC = b"\x1f\x8b"
-ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
 IDENTITY = b"identity"
 
 
@@ -40,173 +46,6 @@ class ResponseTooLarge(IgnoreRequest):
 
 class IncompleteBody(Exception):
     """The encoded stream ended before its end, or broke off: a failure that may pass."""
-
-
-class _Codec(Protocol):
-    eof: bool
-
-    def feed(self, data: bytes) -> None: ...
-    def read(self, limit: int) -> bytes: ...
-
-
-class _Members:
-    """Self-delimiting members (gzip members, zstd frames) one after another.
-
-    Bytes after a member that do not start another one are trailing garbage and
-    are ignored, as gzip(1) does; a member that starts and breaks off is not.
-    """
-
-    magic = b""
-
-    def __init__(self) -> None:
-        self._d: object | None = self._new()
-        self._pending = b""
-        self._members = 0
-
-    def _new(self) -> object:
-        raise NotImplementedError
-
-    def _step(self, data: bytes, limit: int) -> tuple[bytes, bool]:
-        """Decode from ``data`` (rest back into ``_pending``): (output, member ended)."""
-        raise NotImplementedError
-
-    def _starts_member(self, data: bytes) -> bool:
-        return data.startswith(self.magic)
-
-    @property
-    def eof(self) -> bool:
-        return self._d is None and not self._starts_member(self._pending)
-
-    def feed(self, data: bytes) -> None:
-        self._pending += data
-
-    def read(self, limit: int) -> bytes:
-        while True:
-            if self._d is None:  # between members
-                if not self._starts_member(self._pending):
-                    return b""  # garbage, or too few bytes yet to tell
-                self._d = self._new()
-            data, self._pending = self._pending, b""
-            out, ended = self._step(data, limit)
-            if ended:
-                self._d, self._members = None, self._members + 1
-            if out:
-                return out
-            if not ended and not self._pending:
-                return b""  # needs more input
-
-
-class _Zlib(_Members):
-    """gzip (any number of members), zlib-wrapped or raw deflate."""
-
-    magic = GZIP_MAGIC
-
-    def __init__(self, raw: bool = False) -> None:
-        self._wbits = -15 if raw else 47  # 47: gzip or zlib header, detected
-        super().__init__()
-
-    def _new(self) -> object:
-        return zlib.decompressobj(wbits=self._wbits)
-
-    def _step(self, data: bytes, limit: int) -> tuple[bytes, bool]:
-        d = self._d
-        # Called with no input too: zlib may hold output that max_length held back.
-        out = d.decompress(data, limit)  # type: ignore[attr-defined]
-        if d.eof:  # type: ignore[attr-defined]
-            self._pending = d.unused_data + self._pending  # type: ignore[attr-defined]
-            return out, True
-        self._pending = d.unconsumed_tail + self._pending  # type: ignore[attr-defined]
-        return out, False
-
-
-class _Zstd(_Members):
-    """zstd, including several frames one after another."""
-
-    magic = ZSTD_MAGIC
-
-    def _new(self) -> object:
-        return zstd.ZstdDecompressor()
-
-    def _starts_member(self, data: bytes) -> bool:
-        # A data frame, or a skippable frame (magic 0x184D2A5?).
-        return data.startswith(ZSTD_MAGIC) or (
-            len(data) >= 4 and data[0] & 0xF0 == 0x50 and data[1:4] == b"\x2a\x4d\x18"
-        )
-
-    def _step(self, data: bytes, limit: int) -> tuple[bytes, bool]:
-        d = self._d
-        if not d.needs_input:  # type: ignore[attr-defined]
-            self._pending, data = data + self._pending, b""
-        out = d.decompress(data, limit)  # type: ignore[attr-defined]
-        if d.eof:  # type: ignore[attr-defined]
-            self._pending = d.unused_data + self._pending  # type: ignore[attr-defined]
-            return out, True
-        return out, False
-
-
-class _Brotli:
-    """br. Bytes after its end are an error of the decoder: such a body is damaged."""
-
-    def __init__(self) -> None:
-        self._d = brotli.Decompressor()
-        self._pending = b""
-        self.eof = False
-
-    def feed(self, data: bytes) -> None:
-        self._pending += data
-
-    def read(self, limit: int) -> bytes:
-        if self._d.is_finished():
-            self.eof = True
-            return b""
-        data = b""
-        if self._d.can_accept_more_data():
-            data, self._pending = self._pending, b""
-        out = self._d.process(data, output_buffer_limit=limit)
-        self.eof = self._d.is_finished()
-        return out
-
-
-class _Identity:
-    def __init__(self) -> None:
-        self._pending = b""
-        self.eof = True  # a plain body is complete whenever the transfer is
-
-    def feed(self, data: bytes) -> None:
-        self._pending += data
-
-    def read(self, limit: int) -> bytes:
-        out, self._pending = self._pending[:limit], self._pending[limit:]
-        return out
-
-
-DECODE_ERRORS: tuple[type[Exception], ...] = (zlib.error,)
-if brotli is not None:
-    DECODE_ERRORS += (brotli.error,)
-if zstd is not None:
-    DECODE_ERRORS += (zstd.ZstdError,)
-
-
-def trimmable_encodings() -> list[bytes]:
-    """The encodings this module decodes incrementally, in order of preference."""
-    encodings = [b"gzip", b"deflate"]
-    if brotli is not None:
-        encodings.append(b"br")
-    if zstd is not None:
-        encodings.append(b"zstd")
-    return encodings
-
-
-def _codec(encoding: bytes) -> _Codec:
-    if encoding in (b"gzip", b"x-gzip", b"deflate"):
-        return _Zlib()
-    if encoding == b"raw-deflate":
-        return _Zlib(raw=True)
-    if encoding == b"br" and brotli is not None:
-        return _Brotli()
-    if encoding == b"zstd" and zstd is not None:
-        return _Zstd()
-    return _Identity()
 
 
 def sniff(body: bytes) -> bytes:
@@ -268,7 +107,7 @@ class HeadDecoder:
         self.found = False
         self.consumed = 0  # encoded bytes fed so far
         self._early = b""  # the first bytes, until the format can be told
-        self._codec: _Codec | None = None
+        self._codec: Codec | None = None
 
     def feed(self, data: bytes) -> bool:
         """Decode ``data``; True once the marker was found (nothing more is needed)."""
@@ -305,7 +144,7 @@ class HeadDecoder:
     def _start(self, first: bytes) -> None:
         if self.sniff_format:
             self.encoding = actual_encoding(self.declared, first)
-        self._codec = _codec(self.encoding)
+        self._codec = codec_for(self.encoding)
 
     def result(self) -> bytes:
         """The decoded head, or the whole body; IncompleteBody if the stream broke off."""

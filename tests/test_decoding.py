@@ -9,6 +9,7 @@ import brotli
 import pytest
 from scrapy.downloadermiddlewares.httpcompression import ACCEPTED_ENCODINGS
 
+from plt.codecs import zstd
 from plt.decoding import (
     CHUNK,
     HeadDecoder,
@@ -18,7 +19,6 @@ from plt.decoding import (
     looks_like_text,
     sniff,
     trimmable_encodings,
-    zstd,
 )
 
 HEAD = b"<html><main class='product'>block</main>"

@@ -291,7 +291,7 @@ def test_with_compression_disabled_nothing_is_asked_for():
 
 
 def test_without_brotli_the_request_does_not_ask_for_br(monkeypatch):
-    monkeypatch.setattr("plt.decoding.brotli", None)
+    monkeypatch.setattr("plt.codecs.brotli", None)
     mw = make_mw()
     request = Request("http://shop/")
     mw.process_request(request)

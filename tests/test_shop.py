@@ -16,7 +16,8 @@ import brotli
 import pytest
 from parsel import Selector
 
-from plt.decoding import IncompleteBody, decode, zstd
+from plt.codecs import zstd
+from plt.decoding import IncompleteBody, decode
 from plt.shop.catalog import Catalog, ShopConfig
 from plt.shop.cli import add_shop_arguments, config_from_args, config_to_argv
 from plt.shop.pages import (
