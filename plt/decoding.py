@@ -152,7 +152,10 @@ class HeadDecoder:
         return bytes(self.head)
 
     def complete(self) -> None:
-        """Raise IncompleteBody unless the marker was found or the stream ended."""
+        """Raise ResponseTooLarge past ``max_size`` (a feed that raised it stays so), or
+        IncompleteBody unless the marker was found or the stream ended."""
+        if self.max_size and len(self.head) > self.max_size:
+            raise ResponseTooLarge(f"decoded body exceeds DOWNLOAD_MAXSIZE={self.max_size}")
         if self._codec is None and not self.found:  # a body shorter than SNIFF_BYTES
             early, self._early = self._early, b""
             self._start(early)

@@ -53,7 +53,7 @@ logger = logging.getLogger(__name__)
 
 META_KEY = "plt_head_until"
 SCRAPY_ACCEPT_ENCODING = b", ".join(ACCEPTED_ENCODINGS)
-# Encodings that mean "no encoding", and spellings of the same one.
+# Other spellings of an encoding, for the mislabelled check.
 _ALIASES = {b"x-gzip": b"gzip", b"raw-deflate": b"deflate"}
 
 
@@ -146,8 +146,6 @@ class HeadOnlyMiddleware:
             if decoder is None:
                 marker_bytes = marker.encode() if marker else None
                 decoder = decode(body, encoding, marker_bytes, self._max_size(request))
-            elif decoder.max_size and len(decoder.head) > decoder.max_size:
-                raise ResponseTooLarge(f"decoded body exceeds DOWNLOAD_MAXSIZE={decoder.max_size}")
             decoded = decoder.result()
         except IncompleteBody as exc:
             return self._incomplete(request, exc)
