@@ -96,6 +96,7 @@ class ShopServer:
         self._rate = config.bandwidth_kbit * 1000 / 8  # bytes per second
         self._connections: weakref.WeakSet[Any] = weakref.WeakSet()
         self._encoders = {
+            "identity": self.body.identity,
             "gzip": self.body.gzip,
             "deflate": self.body.deflate,
             "zstd": self.body.zstd,
@@ -176,11 +177,7 @@ class ShopServer:
             encoding, parts, label = "identity", self.body.identity(prefix), "gzip"
             self.counters["mislabelled"] += 1
         else:
-            label = encoding
-            if encoding == "identity":
-                parts = self.body.identity(prefix)
-            else:
-                parts = self._encoders[encoding](prefix)
+            label, parts = encoding, self._encoders[encoding](prefix)
             if encoding != "identity" and self.faults.truncated_now(product):
                 # A compressed stream cut inside the product block, framed as complete.
                 parts = (parts[0][: min(100, len(parts[0]) // 2)],)
