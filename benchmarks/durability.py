@@ -19,8 +19,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from plt.exporters import UjsonLinesExporter
-from plt.jobstate import ITEMS_FILE, JobState
+from plt.job.exporter import UjsonLinesExporter
+from plt.job.sqlite import ITEMS_FILE, JobState
 
 
 def item(product_id: int) -> dict:

@@ -27,7 +27,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from plt.jobstate import ITEMS_FILE, STATE_FILE  # noqa: E402
+from plt.job.sqlite import ITEMS_FILE, STATE_FILE  # noqa: E402
 from plt.shop.catalog import ShopConfig  # noqa: E402
 from plt.shop.process import ShopProcess  # noqa: E402
 from plt.verify import compare, read_items  # noqa: E402

@@ -39,7 +39,7 @@ PROFILE = "1gb"
 ADDONS = {
     "plt.profiles.ProfileAddon": 0,  # first, so later add-ons see its values
     "plt.shopaddon.EmbeddedShopAddon": 10,
-    "plt.jobfeed.JobFeedAddon": 20,
+    "plt.job.feed.JobFeedAddon": 20,
     # After JobFeedAddon: replaces the job feed with the worker's own file.
     "plt.distributed.addon.DistributedAddon": 30,
 }
@@ -56,7 +56,7 @@ PLT_REDIS_POLL_INTERVAL = 0.5
 PLT_REDIS_MERGE = True
 
 # Job state: frontier, seen set, leases and partial items in SQLite (JOBDIR).
-SCHEDULER = "plt.scheduler.JobScheduler"
+SCHEDULER = "plt.job.scheduler.JobScheduler"
 PLT_JOB_RESET = False
 # The ledger (plt.job): runs a request may fail in before it is given up, the
 # item field that identifies an item, and whether to try given-up requests again.
@@ -85,13 +85,13 @@ PLT_HEAD_STREAM_MAX_BYTES = 256 * 1024
 
 SPIDER_MIDDLEWARES = {
     # Outermost: settles a lease after everything else has seen the output.
-    "plt.middlewares.lease.LeaseMiddleware": 10,
+    "plt.job.lease.LeaseMiddleware": 10,
     "plt.middlewares.deltafetch.ExportedDeltaFetch": 100,
 }
 DELTAFETCH_ENABLED = True
 
 ITEM_PIPELINES = {
-    "plt.pipelines.ExactlyOncePipeline": 900,
+    "plt.job.pipeline.ExactlyOncePipeline": 900,
 }
 
 EXTENSIONS = {
@@ -135,8 +135,8 @@ PLT_PROGRESS_INTERVAL = 30
 PLT_PROGRESS_WINDOW = 60
 
 FEED_EXPORTERS = {
-    "jsonl": "plt.exporters.UjsonLinesExporter",
-    "jsonlines": "plt.exporters.UjsonLinesExporter",
+    "jsonl": "plt.job.exporter.UjsonLinesExporter",
+    "jsonlines": "plt.job.exporter.UjsonLinesExporter",
 }
 FEED_EXPORT_ENCODING = "utf-8"
 

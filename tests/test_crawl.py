@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from plt.jobstate import STATE_FILE
+from plt.job.sqlite import STATE_FILE
 from tests.conftest import FAULTY_SHOP, run_crawl, runs, start_crawl
 
 

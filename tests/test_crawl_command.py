@@ -24,7 +24,7 @@ from plt.commands.crawl import (
     NOT_A_LISTING_EXIT,
     default_jobdir,
 )
-from plt.jobstate import ITEMS_FILE, LOCK_FILE, STATE_FILE
+from plt.job.sqlite import ITEMS_FILE, LOCK_FILE, STATE_FILE
 from plt.shop.catalog import Catalog, ShopConfig
 from plt.verify import compare, read_items
 from tests.conftest import PROJECT, crawl_argv, crawl_env, run_crawl, runs

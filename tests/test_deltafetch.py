@@ -6,7 +6,7 @@ from scrapy.exceptions import NotConfigured
 from scrapy.http import HtmlResponse
 from scrapy.utils.test import get_crawler
 
-from plt.jobstate import JobState
+from plt.job.sqlite import JobState
 from plt.middlewares.deltafetch import ExportedDeltaFetch
 from tests.helpers import spider_output
 

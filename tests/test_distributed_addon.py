@@ -15,12 +15,12 @@ from plt.distributed.addon import DistributedAddon
 from plt.distributed.keeper import LeaseKeeper
 from plt.distributed.state import SCHEDULER_PATH, RedisJobState, job_name, worker_name
 from plt.errors import ConfigError
-from plt.jobstate import JobState
+from plt.job.sqlite import JobState
 from tests.conftest import run_crawl
 
 pytest_plugins = ("tests.redis_server",)
 
-ADDONS = {"plt.jobfeed.JobFeedAddon": 20, "plt.distributed.addon.DistributedAddon": 30}
+ADDONS = {"plt.job.feed.JobFeedAddon": 20, "plt.distributed.addon.DistributedAddon": 30}
 JOB_FEED = {"format": "jsonl", "overwrite": False, "encoding": "utf-8"}
 
 
@@ -28,7 +28,7 @@ def crawler_settings(tmp_path, **values):
     settings = {
         "ADDONS": ADDONS,
         "JOBDIR": str(tmp_path / "job-1"),
-        "SCHEDULER": "plt.scheduler.JobScheduler",
+        "SCHEDULER": "plt.job.scheduler.JobScheduler",
         "SHOP_URL": "http://127.0.0.1:1",
         **values,
     }
@@ -37,7 +37,7 @@ def crawler_settings(tmp_path, **values):
 
 def test_off_by_default(tmp_path):
     settings = crawler_settings(tmp_path)
-    assert settings["SCHEDULER"] == "plt.scheduler.JobScheduler"
+    assert settings["SCHEDULER"] == "plt.job.scheduler.JobScheduler"
     assert list(settings.getdict("FEEDS")) == [(tmp_path / "job-1" / "items.jsonl").as_uri()]
 
 

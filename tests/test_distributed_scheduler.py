@@ -1,4 +1,4 @@
-"""The Redis scheduler decodes with plt.requestcodec: data never names code."""
+"""The Redis scheduler decodes with plt.job.requestcodec: data never names code."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ from scrapy.utils.test import get_crawler
 
 from plt.distributed.scheduler import RedisScheduler
 from plt.distributed.state import SCHEDULER_PATH
-from plt.jobdir import FAILED_FILE
-from plt.requestcodec import LEASE_KEY, request_to_json
+from plt.job.jobdir import FAILED_FILE
+from plt.job.requestcodec import LEASE_KEY, request_to_json
 from plt.spiders.product import ProductSpider
 
 pytest_plugins = ("tests.redis_server",)
@@ -43,7 +43,7 @@ def test_undecodable_requests_are_given_up_and_the_crawl_cannot_finish(
     state.push("b", 50, pickle.dumps(stored).decode("latin-1"), None)
     state.push("c", 50, json.dumps({**stored, "_class": "jobs.evil.X"}), None)
     assert scheduler.enqueue_request(good)
-    with caplog.at_level(logging.INFO, logger="plt.scheduler"):
+    with caplog.at_level(logging.INFO, logger="plt.job.scheduler"):
         request = scheduler.next_request()
         assert request.url == good.url and request.meta[LEASE_KEY] in state.held
         assert scheduler.next_request() is None

@@ -8,7 +8,7 @@ import pytest
 from scrapy.utils.test import get_crawler
 
 from plt.distributed.state import SCHEDULER_PATH, RedisJobState
-from plt.jobstate import JobStateError
+from plt.job.sqlite import JobStateError
 
 pytest_plugins = ("tests.redis_server",)
 

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from plt.itemsfile import ItemsFileError, reconcile
+from plt.job.itemsfile import ItemsFileError, reconcile
 
 LINE1 = b'{"product_id": 1, "name": "a"}\n'
 LINE2 = b'{"product_id": 2, "name": "b"}\n'

@@ -7,10 +7,10 @@ from scrapy import Request
 from scrapy.utils.test import get_crawler
 from twisted.internet.error import TimeoutError
 
+from plt.job.jobdir import FAILED_FILE
 from plt.job.ledger import GIVEN_UP, KEPT, Ledger
-from plt.jobdir import FAILED_FILE
-from plt.jobstate import JobState
-from plt.requestcodec import KEEP_LEASE_KEY, LEASE_KEY, request_to_json, run_meta
+from plt.job.requestcodec import KEEP_LEASE_KEY, LEASE_KEY, request_to_json, run_meta
+from plt.job.sqlite import JobState
 
 
 def setup(tmp_path, **settings):

@@ -16,8 +16,8 @@ from pathlib import Path
 import pytest
 
 from plt.commands.crawl import JOB_STATE_ERROR_EXIT
-from plt.jobdir import FAILED_FILE
-from plt.jobstate import ITEMS_FILE, STATE_FILE
+from plt.job.jobdir import FAILED_FILE
+from plt.job.sqlite import ITEMS_FILE, STATE_FILE
 from tests.conftest import PROJECT, crawl_argv, crawl_env, run_crawl, runs
 
 
@@ -173,7 +173,7 @@ def test_undecodable_rows_are_given_up_with_one_warning(shop, tmp_path):
 def test_a_filesystem_without_wal_mode_is_one_clear_error(tmp_path):
     import sqlite3
 
-    from plt.jobdir import JobStateError, enable_wal
+    from plt.job.jobdir import JobStateError, enable_wal
 
     db = sqlite3.connect(":memory:")  # an in-memory database cannot use WAL mode
     with pytest.raises(JobStateError, match="cannot use SQLite's WAL mode"):

@@ -15,8 +15,8 @@ import pytest
 
 from plt.commands.crawl import JOB_GIVEN_UP_EXIT, JOB_INCOMPLETE_EXIT
 from plt.job.crash import ENV, EXIT_STATUS
-from plt.jobdir import FAILED_FILE
-from plt.jobstate import ITEMS_FILE
+from plt.job.jobdir import FAILED_FILE
+from plt.job.sqlite import ITEMS_FILE
 from plt.shop.catalog import ShopConfig
 from plt.shop.process import ShopProcess
 from plt.verify import compare, read_items

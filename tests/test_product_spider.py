@@ -9,8 +9,8 @@ from scrapy.utils.test import get_crawler
 from twisted.python.failure import Failure
 
 from plt.errors import ConfigError
+from plt.job.scheduler import LEASE_KEY
 from plt.middlewares.headonly import ResponseTooLarge
-from plt.scheduler import LEASE_KEY
 from plt.spiders.product import (
     FIRST_LISTING_FAILED,
     ITEM_FIELDS,
@@ -128,7 +128,7 @@ def test_bad_stock_json_exports_null_stock(spider):
 
 
 def leased(spider, request):
-    from plt.scheduler import LEASE_KEY
+    from plt.job.scheduler import LEASE_KEY
 
     spider.job.add_request(None, 0, "{}", request.cb_kwargs.get("product_id"))
     request.meta[LEASE_KEY], _ = spider.job.lease_next()
@@ -182,7 +182,7 @@ def test_too_large_product_page_is_counted(spider):
 def test_failed_page_keeps_its_lease_unless_the_failure_is_permanent(spider, status, keeps_lease):
     from scrapy.spidermiddlewares.httperror import HttpError
 
-    from plt.scheduler import KEEP_LEASE_KEY, LEASE_KEY
+    from plt.job.scheduler import KEEP_LEASE_KEY, LEASE_KEY
 
     spider.job.add_request("fp", 0, "{}", None)
     lease_id, _ = spider.job.lease_next()
@@ -204,7 +204,7 @@ def test_failed_page_keeps_its_lease_unless_the_failure_is_permanent(spider, sta
 
 
 def test_products_sharing_a_stock_url_are_not_duplicates(spider):
-    from plt.scheduler import dedupe_key
+    from plt.job.scheduler import dedupe_key
 
     fingerprinter = spider.crawler.request_fingerprinter
     first, second = spider.stock_request(1, 500), spider.stock_request(2, 500)

@@ -10,7 +10,7 @@ from scrapy.http import FormRequest, JsonRequest
 from scrapy.utils.request import request_from_dict
 from scrapy.utils.test import get_crawler
 
-from plt.requestcodec import (
+from plt.job.requestcodec import (
     LEASE_KEY,
     UndecodableRequest,
     request_from_json,

@@ -32,8 +32,8 @@ from twisted.python.failure import Failure
 
 from plt import compat
 from plt.errors import ConfigError
-from plt.jobdir import JobStateError, check_jobdir
-from plt.jobstate import JOB_FILES
+from plt.job.jobdir import JobStateError, check_jobdir
+from plt.job.sqlite import JOB_FILES
 from plt.spiders.product import NOT_A_LISTING
 
 if TYPE_CHECKING:

@@ -6,7 +6,7 @@ in Redis. The add-on swaps the scheduler for plt.distributed's, adds the
 LeaseKeeper extension and sends the worker's items to
 ``<JOBDIR>/items-<worker>.jsonl`` instead of the job's items.jsonl, which is
 merged from the workers' files when the crawl finishes. Registered after
-plt.jobfeed.JobFeedAddon, whose feed it replaces.
+plt.job.feed.JobFeedAddon, whose feed it replaces.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 from plt.distributed.keeper import LeaseKeeper
 from plt.distributed.state import SCHEDULER_PATH, worker_items_file, worker_name
 from plt.errors import ConfigError
-from plt.jobstate import ITEMS_FILE
+from plt.job.sqlite import ITEMS_FILE
 
 if TYPE_CHECKING:
     from typing import Self

@@ -28,7 +28,7 @@ from scrapy.utils.asyncio import create_looping_call
 
 from plt import compat
 from plt.distributed.state import DEFAULT_LEASE_SECONDS, RedisJobState
-from plt.jobstate import JobState
+from plt.job.sqlite import JobState
 
 if TYPE_CHECKING:
     from typing import Self

@@ -21,8 +21,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from plt.itemsfile import product_id_of
-from plt.jobstate import ITEMS_FILE
+from plt.job.itemsfile import product_id_of
+from plt.job.sqlite import ITEMS_FILE
 
 if TYPE_CHECKING:
     from scrapy.settings import BaseSettings

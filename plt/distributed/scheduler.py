@@ -6,7 +6,7 @@ Here the seen check and the enqueue are one atomic step, a pop moves the
 request into the lease set (with an expiry that its worker keeps renewing),
 and only a durable outcome settles it; see plt.distributed.lua.
 
-Requests are stored as JSON (plt.requestcodec), never pickled, and a stored
+Requests are stored as JSON (plt.job.requestcodec), never pickled, and a stored
 request that names code other than Scrapy's or the spider's is given up.
 """
 
@@ -21,9 +21,9 @@ from scrapy_redis.scheduler import Scheduler
 
 from plt.distributed.merge import finish_job
 from plt.distributed.state import RedisJobState
-from plt.jobstate import JobState, JobStateError
-from plt.requestcodec import LEASE_KEY, request_from_json, request_to_json, run_meta
-from plt.scheduler import JobStateSchedulerMixin, scoped_fingerprint
+from plt.job.requestcodec import LEASE_KEY, request_from_json, request_to_json, run_meta
+from plt.job.scheduler import JobStateSchedulerMixin, scoped_fingerprint
+from plt.job.sqlite import JobState, JobStateError
 
 if TYPE_CHECKING:
     from scrapy import Request, Spider

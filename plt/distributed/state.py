@@ -26,10 +26,10 @@ from redis.exceptions import RedisError
 from scrapy.utils.misc import load_object
 from scrapy_redis.connection import get_redis_from_settings
 
-from plt import itemsfile
 from plt.distributed.ledger import RedisLedgerRecord
 from plt.distributed.store import SCHEMA_VERSION, CrawlStatus, JobKeys, LeaseStore, safe_name
-from plt.jobstate import ITEMS_FILE, JobState, JobStateError
+from plt.job import itemsfile
+from plt.job.sqlite import ITEMS_FILE, JobState, JobStateError
 
 if TYPE_CHECKING:
     from scrapy.crawler import Crawler

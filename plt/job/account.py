@@ -13,8 +13,8 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from plt.job.jobdir import FAILED_FILE
 from plt.job.sqlrecord import Account
-from plt.jobdir import FAILED_FILE
 
 logger = logging.getLogger(__name__)
 

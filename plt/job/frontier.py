@@ -12,9 +12,9 @@ from __future__ import annotations
 import sqlite3
 
 from plt.job import crash
+from plt.job.itemsrecord import GIVEN_UP, LEASED, QUEUED, SETTLED
+from plt.job.jobdir import guarded_write
 from plt.job.sqlrecord import GIVEN_UP_ITEM
-from plt.jobdir import guarded_write
-from plt.jobitems import GIVEN_UP, LEASED, QUEUED, SETTLED
 
 
 class FrontierRecord:

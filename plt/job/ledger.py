@@ -20,10 +20,10 @@ from weakref import WeakKeyDictionary
 
 from scrapy import signals
 
+from plt.job.jobdir import record_failed
 from plt.job.policy import MAY_PASS, PERMANENT, WITHDRAWN, Verdict, classify
-from plt.jobdir import record_failed
-from plt.jobstate import JobState
-from plt.requestcodec import KEEP_LEASE_KEY, LEASE_KEY, request_to_json
+from plt.job.requestcodec import KEEP_LEASE_KEY, LEASE_KEY, request_to_json
+from plt.job.sqlite import JobState
 
 if TYPE_CHECKING:
     from scrapy import Request

@@ -13,8 +13,8 @@ from typing import Any
 
 import ujson
 
-from plt.jobdir import guarded_write
-from plt.jobitems import FAILED, LEASED, QUEUED, SETTLED
+from plt.job.itemsrecord import FAILED, LEASED, QUEUED, SETTLED
+from plt.job.jobdir import guarded_write
 
 LEDGER_SCHEMA = """
 CREATE TABLE IF NOT EXISTS attempts (

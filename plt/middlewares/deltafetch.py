@@ -20,7 +20,7 @@ from scrapy import Request
 from scrapy_deltafetch.middleware import DeltaFetch
 
 from plt import compat
-from plt.jobstate import JobState
+from plt.job.sqlite import JobState
 
 if TYPE_CHECKING:
     from scrapy import Spider

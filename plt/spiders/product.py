@@ -25,7 +25,8 @@ from twisted.python.failure import Failure
 from plt.config import check_retailer
 from plt.job.ledger import KEPT, Ledger
 from plt.job.policy import MAY_PASS, Verdict, classify, classify_status
-from plt.jobstate import JobState
+from plt.job.scheduler import DEDUPE_SCOPE_KEY, LEASE_KEY
+from plt.job.sqlite import JobState
 from plt.middlewares.headonly import ResponseTooLarge
 from plt.middlewares.redirects import SAME_QUERY_KEY
 from plt.parsing import (
@@ -37,7 +38,6 @@ from plt.parsing import (
     parse_stock,
     stock_col_num,
 )
-from plt.scheduler import DEDUPE_SCOPE_KEY, LEASE_KEY
 
 logger = logging.getLogger(__name__)
 

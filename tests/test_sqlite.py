@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from plt.jobstate import ITEMS_FILE, LOCK_FILE, STATE_FILE, JobState, JobStateError
+from plt.job.sqlite import ITEMS_FILE, LOCK_FILE, STATE_FILE, JobState, JobStateError
 
 
 def opened(jobdir, **kwargs) -> JobState:

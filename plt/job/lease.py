@@ -25,7 +25,7 @@ from scrapy import Request
 from scrapy.exceptions import CloseSpider
 
 from plt.job.ledger import Ledger
-from plt.scheduler import KEEP_LEASE_KEY, LEASE_KEY
+from plt.job.scheduler import KEEP_LEASE_KEY, LEASE_KEY
 
 if TYPE_CHECKING:
     from scrapy import Spider

@@ -9,10 +9,10 @@ from scrapy import Request
 from scrapy.exceptions import CloseSpider
 from scrapy.utils.test import get_crawler
 
-from plt.jobdir import FAILED_FILE
-from plt.jobstate import STATE_FILE
-from plt.requestcodec import request_from_json, request_to_json
-from plt.scheduler import LEASE_KEY, JobScheduler
+from plt.job.jobdir import FAILED_FILE
+from plt.job.requestcodec import request_from_json, request_to_json
+from plt.job.scheduler import LEASE_KEY, JobScheduler
+from plt.job.sqlite import STATE_FILE
 from plt.spiders.product import ProductSpider
 
 
@@ -110,7 +110,7 @@ def test_undecodable_rows_are_given_up_recorded_and_counted(spider, tmp_path, ca
     for fp, data in rows.items():
         state.add_request(fp, 50, data, None)
     assert scheduler.enqueue_request(good)
-    with caplog.at_level(logging.DEBUG, logger="plt.scheduler"):
+    with caplog.at_level(logging.DEBUG, logger="plt.job.scheduler"):
         assert scheduler.next_request().url == good.url  # past the four bad rows
         assert scheduler.next_request() is None
     warnings = [r for r in caplog.records if r.levelno == logging.WARNING]

@@ -5,8 +5,8 @@ import io
 
 import ujson
 
-from plt.exporters import UjsonLinesExporter
-from plt.jobstate import JobState
+from plt.job.exporter import UjsonLinesExporter
+from plt.job.sqlite import JobState
 
 
 def test_one_flushed_line_per_item():

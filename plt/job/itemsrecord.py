@@ -12,9 +12,9 @@ from typing import Any
 
 import ujson
 
-from plt.jobdir import guarded_write
+from plt.job.jobdir import guarded_write
 
-# The lease states of a request row (see plt.jobstate): GIVEN_UP cannot be
+# The lease states of a request row (see plt.job.sqlite): GIVEN_UP cannot be
 # decoded; FAILED was given up by the ledger (permanent, or too many attempts).
 QUEUED, LEASED, SETTLED, GIVEN_UP, FAILED = 0, 1, 2, 3, 4
 

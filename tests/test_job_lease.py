@@ -4,9 +4,9 @@ from scrapy import Request
 from scrapy.http import HtmlResponse
 from scrapy.utils.test import get_crawler
 
-from plt.jobstate import JobState
-from plt.middlewares.lease import LeaseMiddleware
-from plt.scheduler import LEASE_KEY
+from plt.job.lease import LeaseMiddleware
+from plt.job.scheduler import LEASE_KEY
+from plt.job.sqlite import JobState
 from tests.helpers import spider_output
 
 
@@ -47,7 +47,7 @@ def test_a_response_that_yields_an_item_is_settled_by_the_export(tmp_path):
 
 
 def test_an_errback_can_keep_the_lease_for_the_next_run(tmp_path):
-    from plt.scheduler import KEEP_LEASE_KEY
+    from plt.job.scheduler import KEEP_LEASE_KEY
 
     mw, _, state, response = setup(tmp_path)
     response.request.meta[KEEP_LEASE_KEY] = True

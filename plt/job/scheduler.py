@@ -10,7 +10,7 @@ Deduplication is part of the enqueue (one ``INSERT OR IGNORE`` on the
 fingerprint), so DUPEFILTER_CLASS is not used by this scheduler.
 
 A stored request that cannot be decoded (garbage, or naming code that is not
-Scrapy's or the spider's, see plt.requestcodec) is given up: one warning, the
+Scrapy's or the spider's, see plt.job.requestcodec) is given up: one warning, the
 ``plt/job/undecodable`` stat and a line in ``<JOBDIR>/failed.jsonl``; the job
 then cannot finish. A write that fails (a full disk) stops the crawl with one
 error line; the job resumes exactly once the disk has room.
@@ -30,17 +30,17 @@ from scrapy.utils.defer import deferred_from_coro
 
 from plt import compat
 from plt.job.account import close_account, retry_failed_on_open
+from plt.job.jobdir import FAILED_FILE
 from plt.job.ledger import Ledger
-from plt.jobdir import FAILED_FILE
-from plt.jobstate import JobState, JobStateError
-from plt.requestcodec import KEEP_LEASE_KEY as KEEP_LEASE_KEY
-from plt.requestcodec import (
+from plt.job.requestcodec import KEEP_LEASE_KEY as KEEP_LEASE_KEY
+from plt.job.requestcodec import (
     LEASE_KEY,
     UndecodableRequest,
     request_from_json,
     request_to_json,
     run_meta,
 )
+from plt.job.sqlite import JobState, JobStateError
 
 if TYPE_CHECKING:
     from scrapy import Request, Spider
@@ -82,7 +82,7 @@ class JobStateSchedulerMixin:
         self._closing = False
         self.ledger = Ledger.for_crawler(crawler)
         # Scrapy's retry and redirect counts of queued requests, by their
-        # stored JSON: for this run only (plt.requestcodec.RUN_META).
+        # stored JSON: for this run only (plt.job.requestcodec.RUN_META).
         self._run_meta: dict[str, dict[str, Any]] = {}
         # CloseSpider raised from open() skips opening the scraper, and closing
         # then fails; raised from spider_opened it closes cleanly.

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 from scrapy.exceptions import DropItem
 
 from plt.job.ledger import Ledger
-from plt.jobstate import JobState
+from plt.job.sqlite import JobState
 
 if TYPE_CHECKING:
     from scrapy.crawler import Crawler

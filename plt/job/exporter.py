@@ -21,9 +21,9 @@ import ujson
 from scrapy.exporters import BaseItemExporter
 
 from plt.job import crash
+from plt.job.jobdir import write_failed
 from plt.job.ledger import DEFAULT_ITEM_ID_FIELD, Ledger
-from plt.jobdir import write_failed
-from plt.jobstate import JobState
+from plt.job.sqlite import JobState
 
 if TYPE_CHECKING:
     from scrapy.crawler import Crawler

@@ -4,7 +4,7 @@ One SQLite database in WAL mode inside the job directory. Every change is a
 committed transaction, so a process killed with SIGKILL at any instant leaves
 a state that the next run reopens as it was; a write that fails (a full disk)
 stops the crawl with that same state. Nothing is pickled: requests are stored
-as JSON that names no code (plt.requestcodec).
+as JSON that names no code (plt.job.requestcodec).
 
 Lease lifecycle of a request row: QUEUED -> LEASED (taken by the scheduler)
 -> SETTLED (its outcome is durable), or GIVEN_UP (it cannot be decoded).
@@ -25,10 +25,10 @@ from weakref import WeakKeyDictionary
 
 import ujson
 
-from plt import itemsfile
+from plt.job import itemsfile
 from plt.job.frontier import FrontierRecord
-from plt.job.sqlrecord import LEDGER_SCHEMA, LedgerRecord
-from plt.jobdir import (
+from plt.job.itemsrecord import FAILED, GIVEN_UP, LEASED, QUEUED, ItemsRecord
+from plt.job.jobdir import (
     JobStateError,
     check_jobdir,
     check_meta,
@@ -40,7 +40,7 @@ from plt.jobdir import (
     way_out,
     write_failed,
 )
-from plt.jobitems import FAILED, GIVEN_UP, LEASED, QUEUED, ItemsRecord
+from plt.job.sqlrecord import LEDGER_SCHEMA, LedgerRecord
 
 logger = logging.getLogger(__name__)
 
@@ -169,7 +169,7 @@ class JobState(FrontierRecord, ItemsRecord, LedgerRecord):
         enable_wal(self.db, path)
         # NORMAL is durable against process death; an OS crash can lose the
         # last commits, never order them before the items file's lines, which
-        # are fsynced before their record (plt.exporters), so the record can
+        # are fsynced before their record (plt.job.exporter), so the record can
         # only fall behind the file, and reconciliation catches it up.
         self.db.execute("PRAGMA synchronous=NORMAL")
         if self.resumed:
