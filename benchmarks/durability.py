@@ -20,7 +20,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from plt.job.exporter import UjsonLinesExporter
-from plt.job.sqlite import ITEMS_FILE, JobState
+from plt.job.sqlite import ITEMS_FILE, SQLiteJobStore
 
 
 def item(product_id: int) -> dict:
@@ -45,7 +45,7 @@ def item(product_id: int) -> dict:
 
 def run(items: int, fsync: bool) -> tuple[float, float]:
     with tempfile.TemporaryDirectory(dir=Path.cwd()) as tmp:
-        state = JobState(tmp)
+        state = SQLiteJobStore(tmp)
         state.open()
         with (Path(tmp) / ITEMS_FILE).open("ab") as f:
             exporter = UjsonLinesExporter(f, job_state=state, fsync=fsync)

@@ -13,19 +13,19 @@ from typing import Any
 
 from scrapy.cmdline import execute
 
-from plt import jobstate
+from plt.job import sqlite as jobstate
 
 
 def cap_job_state(extra_pages: int) -> None:
-    open_db = jobstate.JobState._open_db
+    open_db = jobstate.SQLiteJobStore._open_db
 
-    def capped(self: jobstate.JobState, path: Path) -> None:
+    def capped(self: jobstate.SQLiteJobStore, path: Path) -> None:
         open_db(self, path)
         assert self.db is not None
         pages = self.db.execute("PRAGMA page_count").fetchone()[0]
         self.db.execute(f"PRAGMA max_page_count={pages + extra_pages}")
 
-    jobstate.JobState._open_db = capped  # type: ignore[method-assign]
+    jobstate.SQLiteJobStore._open_db = capped  # type: ignore[method-assign]
 
 
 def main(argv: list[str]) -> Any:

@@ -6,7 +6,7 @@ from scrapy.exceptions import NotConfigured
 from scrapy.http import HtmlResponse
 from scrapy.utils.test import get_crawler
 
-from plt.job.sqlite import JobState
+from plt.job.store import job_store
 from plt.middlewares.deltafetch import ExportedDeltaFetch
 from tests.helpers import spider_output
 
@@ -19,7 +19,7 @@ def run(mw, outputs) -> list:
 def mw(tmp_path):
     crawler = get_crawler(settings_dict={"JOBDIR": str(tmp_path), "DELTAFETCH_ENABLED": True})
     crawler.stats.open_spider()
-    state = JobState.for_crawler(crawler)
+    state = job_store(crawler)
     state.open()
     (tmp_path / "items.jsonl").write_bytes(b'{"product_id": 7}\n')
     state.mark_exported(7, 18)

@@ -143,7 +143,7 @@ def test_egg_carries_the_project_and_its_profiles(tmp_path):
     with zipfile.ZipFile(egg) as z:
         names = set(z.namelist())
         entry_points = z.read("EGG-INFO/entry_points.txt").decode()
-    assert {"plt/settings.py", "plt/distributed/scheduler.py", "plt/shop/server.py"} <= names
+    assert {"plt/settings.py", "plt/distributed/state.py", "plt/shop/server.py"} <= names
     profiles = {p.name for p in (PROJECT / "settings_profiles").glob("*.py")}
     assert {f"settings_profiles/{name}" for name in profiles} <= names
     assert not any(name.startswith("tests/") for name in names)

@@ -91,7 +91,7 @@ def test_two_workers_split_one_crawl_then_a_rerun_does_nothing(shop, redis_serve
     assert sum(per_worker.values()) == len(shop.ground_truth)  # no product twice
     assert served(shop) - served_before == requests_of_one_clean_crawl(shop)
     stats = {s["plt/redis/worker"]: s for s in runs(jobdir)}
-    assert stats["waiter"]["plt/redis/start_skipped"] == 1
+    assert stats["waiter"]["plt/job/start_skipped"] == 1
     for s in stats.values():
         assert s["finish_reason"] == "finished"
         assert s["plt/profile"] == PROFILE
@@ -101,7 +101,7 @@ def test_two_workers_split_one_crawl_then_a_rerun_does_nothing(shop, redis_serve
     # The same keys again: the start request is a duplicate, and the crawl says so.
     again = Worker(jobdir, shop.url, url, "late")
     assert again.wait() == 0
-    assert f"is finished: {len(shop.ground_truth)} products exported. Nothing to do" in (
+    assert f"is finished: {len(shop.ground_truth)} items exported. Nothing to do" in (
         again.output()
     )
     assert runs(jobdir)[-1].get("scheduler/dequeued", 0) == 0

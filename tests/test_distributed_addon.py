@@ -1,4 +1,4 @@
-"""The distributed add-on: scheduler, keeper and the worker's own items file."""
+"""The distributed add-on: job store, keeper and the worker's own items file."""
 
 from __future__ import annotations
 
@@ -13,9 +13,10 @@ from scrapy.utils.test import get_crawler
 from plt import settings as project_settings
 from plt.distributed.addon import DistributedAddon
 from plt.distributed.keeper import LeaseKeeper
-from plt.distributed.state import SCHEDULER_PATH, RedisJobState, job_name, worker_name
+from plt.distributed.state import STORE_PATH, RedisJobState, job_name, worker_name
 from plt.errors import ConfigError
-from plt.job.sqlite import JobState
+from plt.job.sqlite import SQLiteJobStore
+from plt.job.store import job_store
 from tests.conftest import run_crawl
 
 pytest_plugins = ("tests.redis_server",)
@@ -45,7 +46,7 @@ def test_worker_gets_the_redis_scheduler_the_keeper_and_its_own_feed(tmp_path):
     settings = crawler_settings(
         tmp_path, PLT_DISTRIBUTED=True, REDIS_URL="redis://127.0.0.1:1/0", PLT_WORKER_NAME="w 1"
     )
-    assert settings["SCHEDULER"] == SCHEDULER_PATH
+    assert settings["PLT_JOB_STORE"] == STORE_PATH
     assert LeaseKeeper in settings.getdict("EXTENSIONS")
     feeds = settings.getdict("FEEDS")
     assert list(feeds) == [(tmp_path / "job-1" / "items-w-1.jsonl").as_uri()]
@@ -64,13 +65,25 @@ def test_default_worker_name_is_unique_and_fixed_once(tmp_path):
 def test_job_state_is_the_redis_one(tmp_path):
     crawler = get_crawler(
         settings_dict={
+            "ADDONS": ADDONS,
             "PLT_DISTRIBUTED": True,
             "REDIS_URL": "redis://127.0.0.1:1/0",
             "SHOP_URL": "http://127.0.0.1:1",
             "JOBDIR": str(tmp_path),
         }
     )
-    assert isinstance(JobState.for_crawler(crawler), RedisJobState)
+    assert isinstance(job_store(crawler), RedisJobState)
+
+
+def test_without_the_add_on_the_job_store_is_sqlite(tmp_path):
+    crawler = get_crawler(settings_dict={"JOBDIR": str(tmp_path)})
+    assert isinstance(job_store(crawler), SQLiteJobStore)
+
+
+def test_a_job_store_setting_that_names_no_store_is_a_config_error(tmp_path):
+    crawler = get_crawler(settings_dict={"PLT_JOB_STORE": "os.system"})
+    with pytest.raises(ConfigError, match="is not a job store"):
+        job_store(crawler)
 
 
 @pytest.mark.parametrize(
@@ -98,8 +111,9 @@ def test_without_the_addon_the_crawl_stops_with_one_message(redis_server, tmp_pa
         f"ADDONS={json.dumps(addons)}",
         timeout=60,
     )
-    assert proc.returncode == 2, proc.stderr[-3000:]
+    assert proc.returncode == 1, proc.stderr[-3000:]  # a settings error
     assert "needs the add-on plt.distributed.addon.DistributedAddon" in proc.stderr
+    assert "Traceback" not in proc.stderr
 
 
 def test_unreachable_redis_stops_with_one_message(tmp_path):

@@ -1,4 +1,4 @@
-"""The Redis scheduler decodes with plt.job.requestcodec: data never names code."""
+"""The scheduler over the Redis store decodes with plt.job.requestcodec: data never names code."""
 
 from __future__ import annotations
 
@@ -8,10 +8,10 @@ import pickle
 
 from scrapy.utils.test import get_crawler
 
-from plt.distributed.scheduler import RedisScheduler
-from plt.distributed.state import SCHEDULER_PATH
+from plt.distributed.state import STORE_PATH
 from plt.job.jobdir import FAILED_FILE
 from plt.job.requestcodec import LEASE_KEY, request_to_json
+from plt.job.scheduler import JobScheduler
 from plt.spiders.product import ProductSpider
 
 pytest_plugins = ("tests.redis_server",)
@@ -27,21 +27,21 @@ def test_undecodable_requests_are_given_up_and_the_crawl_cannot_finish(
             "REDIS_URL": redis_server.url,
             "PLT_REDIS_JOB": "undecodable",
             "SHOP_URL": "http://shop.test",
-            "SCHEDULER": SCHEDULER_PATH,
+            "PLT_JOB_STORE": STORE_PATH,
             "JOBDIR": str(tmp_path),
             "PLT_WORKER_NAME": "w",
         },
     )
     crawler.stats.open_spider()
     spider = ProductSpider.from_crawler(crawler)
-    scheduler = RedisScheduler.from_crawler(crawler)
+    scheduler = JobScheduler.from_crawler(crawler)
     scheduler.open(spider)
     good = spider.product_request("http://shop.test/product/a-7", 7)
     stored = json.loads(request_to_json(good, spider))
     state = scheduler.state
-    state.push("a", 50, "{garbage", None)
-    state.push("b", 50, pickle.dumps(stored).decode("latin-1"), None)
-    state.push("c", 50, json.dumps({**stored, "_class": "jobs.evil.X"}), None)
+    state.add_request("a", 50, "{garbage", None)
+    state.add_request("b", 50, pickle.dumps(stored).decode("latin-1"), None)
+    state.add_request("c", 50, json.dumps({**stored, "_class": "jobs.evil.X"}), None)
     assert scheduler.enqueue_request(good)
     with caplog.at_level(logging.INFO, logger="plt.job.scheduler"):
         request = scheduler.next_request()
@@ -53,9 +53,10 @@ def test_undecodable_requests_are_given_up_and_the_crawl_cannot_finish(
     assert len((tmp_path / FAILED_FILE).read_text().splitlines()) == 3
     state.settle(request.meta[LEASE_KEY])
     state.set_meta("seeded", True)
-    assert not state.status().finished  # nothing is left, but three were given up
     caplog.clear()
     scheduler.close("finished")
     errors = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
     assert len(errors) == 1 and "given up: 3 in the Redis crawl undecodable" in errors[0]
     assert crawler.stats.get_value("plt/job/state_error") == errors[0]
+    # Nothing is left, but three were given up: the crawl is not finished.
+    assert not state.server.hget(state.keys.meta, "finished")

@@ -1,4 +1,4 @@
-"""The distributed worker's job state: JobState's interface, kept in Redis."""
+"""The distributed worker's job state: SQLiteJobStore's interface, kept in Redis."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import json
 import pytest
 from scrapy.utils.test import get_crawler
 
-from plt.distributed.state import SCHEDULER_PATH, RedisJobState
+from plt.distributed.state import STORE_PATH, RedisJobState
 from plt.job.sqlite import JobStateError
 
 pytest_plugins = ("tests.redis_server",)
@@ -19,7 +19,7 @@ def make_state(redis_server, jobdir, worker="w", **settings) -> RedisJobState:
             "PLT_DISTRIBUTED": True,
             "REDIS_URL": redis_server.url,
             "SHOP_URL": "http://127.0.0.1:1",
-            "SCHEDULER": SCHEDULER_PATH,
+            "PLT_JOB_STORE": STORE_PATH,
             "JOBDIR": str(jobdir),
             "PLT_WORKER_NAME": worker,
             **settings,
@@ -42,7 +42,7 @@ def test_the_spiders_interface(redis_server, tmp_path):
     assert state.get_pending(7) == {"name": "x"}
     assert state.pending_count() == 1
     assert not state.is_exported(7)
-    state.push(None, 20, "{}", None)
+    state.add_request(None, 20, "{}", None)
     lease, _ = state.lease_next()
     state.held[lease] = 7
     state.mark_exported(7, 42)
@@ -85,7 +85,7 @@ def test_leases_go_back_to_the_queue_or_to_failed(redis_server, tmp_path):
     state = make_state(redis_server, tmp_path)
     state.open()
     for n in range(3):
-        state.push(f"fp{n}", 0, "{}", None, seed=True)
+        state.add_request(f"fp{n}", 0, "{}", None, seed=True)
     state.lease_next()
     assert state.fail_held() == 1
     state.lease_next()
@@ -103,7 +103,7 @@ def test_leases_go_back_to_the_queue_or_to_failed(redis_server, tmp_path):
 def test_reset_starts_the_crawl_over(redis_server, tmp_path):
     state = make_state(redis_server, tmp_path)
     state.open()
-    state.push("fp", 0, "{}", None, seed=True)
+    state.add_request("fp", 0, "{}", None, seed=True)
     state.close()
     (tmp_path / "items-w.jsonl").write_bytes(b"")
     (tmp_path / "items.jsonl").write_bytes(b"")

@@ -54,7 +54,7 @@ def test_settle_and_replace(store):
     retry, _ = store.pop("w", 60)
     assert store.settle([retry]) == 1
     assert store.settle([retry]) == 0
-    assert store.status().finished
+    assert store.status().done
     assert store.server.hlen(store.keys.data) == 0
 
 
@@ -99,7 +99,7 @@ def test_give_back_to_queue_or_failed_and_retry(store):
     store.settle([c])
     store.settle([store.pop("w", 60)[0]])
     status = store.status()
-    assert status.done and not status.finished  # a request failed
+    assert status.done and status.failed == 1  # kept for the next run
     assert store.retry_failed() == 1
     assert store.pop("w", 60)[1] == "b"
 
@@ -114,14 +114,38 @@ def test_export_records_product_drops_partial_item_and_settles(store):
     assert store.server.hlen(store.keys.pending) == 0
     assert store.server.hget(store.keys.offsets, "w") == b"456"
     status = store.status()
-    assert status.finished and status.exported == 1
+    assert status.done and status.exported == 1
 
 
-def test_not_finished_before_a_seed(store):
-    assert not store.status().finished
+def test_not_seeded_before_a_seed(store):
+    assert not store.status().seeded
     store.push(None, 0, "x", None, seed=False)
     store.settle([store.pop("w", 60)[0]])
-    assert not store.status().finished
+    assert not store.status().seeded
+
+
+def test_given_up_requests_are_kept_aside_and_can_be_retried(store):
+    store.push("a", 7, '{"cb_kwargs": {"product_id": 5}}', None, seed=True)
+    lease, _ = store.pop("w", 60)
+    store.server.hincrby(store.keys.attempts, lease, 3)
+    store.give_up(lease, 5)
+    status = store.status()
+    assert (status.queued, status.leased) == (0, 0)
+    assert store.server.hget(store.keys.shown, 5) == b"2"  # GIVEN_UP_ITEM
+    assert store.retry_given_up() == 1
+    assert store.server.hget(store.keys.shown, 5) == b"0"  # to do again
+    assert not store.server.hexists(store.keys.attempts, lease)
+    assert store.pop("w", 60) == (lease, '{"cb_kwargs": {"product_id": 5}}')
+
+
+def test_replace_data_keeps_the_priority_and_needs_a_lease(store):
+    store.push("a", 7, "first", None, seed=True)
+    lease, _ = store.pop("w", 60)
+    store.replace_data(lease, "again")
+    assert store.server.hget(store.keys.data, lease) == b"7 again"
+    store.settle([lease])
+    store.replace_data(lease, "late")
+    assert store.server.hget(store.keys.data, lease) is None
 
 
 def test_reset_deletes_every_key(store):

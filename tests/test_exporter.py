@@ -6,7 +6,7 @@ import io
 import ujson
 
 from plt.job.exporter import UjsonLinesExporter
-from plt.job.sqlite import JobState
+from plt.job.sqlite import SQLiteJobStore
 
 
 def test_one_flushed_line_per_item():
@@ -30,7 +30,7 @@ def test_fields_to_export_is_honoured():
 
 
 def test_job_feed_records_the_export_after_the_line(tmp_path):
-    state = JobState(tmp_path)
+    state = SQLiteJobStore(tmp_path)
     state.open()
     state.put_pending(5, {"product_id": 5})
     with (tmp_path / "items.jsonl").open("ab") as f:
@@ -49,7 +49,7 @@ class FullDisk(io.BytesIO):
 
 
 def test_a_full_disk_stops_the_job_feed_with_one_error(tmp_path):
-    state = JobState(tmp_path)
+    state = SQLiteJobStore(tmp_path)
     state.open()
     errors: list = []
     state.on_error = errors.append

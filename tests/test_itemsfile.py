@@ -31,8 +31,8 @@ def test_torn_last_line_is_cut(tmp_path):
     ("content", "offset", "words"),
     [
         (LINE1, 100, "fewer than"),
-        (LINE1 + b"garbage\n", 0, "not a product item"),
-        (LINE1 + b'{"name": "no id"}\n', 0, "not a product item"),
+        (LINE1 + b"garbage\n", 0, "without an integer 'product_id'"),
+        (LINE1 + b'{"name": "no id"}\n', 0, "without an integer 'product_id'"),
         (LINE1 + LINE2, 5, "no line ends at byte 5"),
     ],
 )
@@ -46,3 +46,11 @@ def test_damage_is_reported(tmp_path, content, offset, words):
 def test_missing_file_with_recorded_exports(tmp_path):
     with pytest.raises(ItemsFileError, match="missing"):
         reconcile(tmp_path / "items.jsonl", 10)
+
+
+def test_the_id_field_is_named_by_the_job(tmp_path):
+    path = tmp_path / "items.jsonl"
+    path.write_bytes(b'{"sku": 5, "name": "a"}\n{"sku": 9}\n')
+    assert reconcile(path, 0, "sku") == (0, [5, 9])
+    with pytest.raises(ItemsFileError, match="without an integer 'product_id'"):
+        reconcile(path, 0)

@@ -6,12 +6,13 @@ from scrapy.utils.test import get_crawler
 
 from plt.job.lease import LeaseMiddleware
 from plt.job.scheduler import LEASE_KEY
-from plt.job.sqlite import JobState
+from plt.job.sqlite import SQLiteJobStore
+from plt.job.store import job_store
 from tests.helpers import spider_output
 
 
 class RecordingEngine:
-    def __init__(self, state: JobState) -> None:
+    def __init__(self, state: SQLiteJobStore) -> None:
         self.state = state
         self.crawled: list[tuple[str, int]] = []
 
@@ -22,7 +23,7 @@ class RecordingEngine:
 
 def setup(tmp_path):
     crawler = get_crawler(settings_dict={"JOBDIR": str(tmp_path)})
-    state = JobState.for_crawler(crawler)
+    state = job_store(crawler)
     state.open()
     state.add_request("parent", 0, "{}", None)
     lease_id, _ = state.lease_next()

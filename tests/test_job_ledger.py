@@ -10,13 +10,14 @@ from twisted.internet.error import TimeoutError
 from plt.job.jobdir import FAILED_FILE
 from plt.job.ledger import GIVEN_UP, KEPT, Ledger
 from plt.job.requestcodec import KEEP_LEASE_KEY, LEASE_KEY, request_to_json, run_meta
-from plt.job.sqlite import JobState
+from plt.job.sqlite import SQLiteJobStore
+from plt.job.store import job_store
 
 
 def setup(tmp_path, **settings):
     crawler = get_crawler(settings_dict={"JOBDIR": str(tmp_path), **settings})
     crawler.stats.open_spider()
-    state = JobState.for_crawler(crawler)
+    state = job_store(crawler)
     state.open()
     return Ledger.for_crawler(crawler), state
 
@@ -39,7 +40,7 @@ def test_a_failure_that_may_pass_is_kept_then_given_up_after_max_attempts(tmp_pa
     # Two more runs: the attempts are the job's, not the request's.
     for run, fate in ((2, KEPT), (3, GIVEN_UP)):
         ledger.state.close()
-        state = JobState(tmp_path)
+        state = SQLiteJobStore(tmp_path)
         state.open()
         ledger.state = state
         lease, _ = state.lease_next()
@@ -110,7 +111,7 @@ def test_a_redirect_hop_kept_for_the_next_run_starts_again_from_the_url_asked_fo
     crawler = get_crawler(ProductSpider, {"SHOP_URL": "http://shop.test", "JOBDIR": str(tmp_path)})
     crawler.stats.open_spider()
     crawler.spider = ProductSpider.from_crawler(crawler)
-    state = JobState.for_crawler(crawler)
+    state = job_store(crawler)
     state.open()
     ledger = Ledger.for_crawler(crawler)
     hop = leased(state, 7).replace(
@@ -119,7 +120,7 @@ def test_a_redirect_hop_kept_for_the_next_run_starts_again_from_the_url_asked_fo
     hop.meta["redirect_urls"] = ["http://shop.test/product/x-7"]
     assert ledger.failed(hop, RedirectFailure("redirect loop")) == KEPT
     state.close()
-    state = JobState(tmp_path)
+    state = SQLiteJobStore(tmp_path)
     state.open()
     _, data = state.lease_next()
     assert json.loads(data)["url"] == "http://shop.test/product/x-7"

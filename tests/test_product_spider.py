@@ -9,6 +9,7 @@ from scrapy.utils.test import get_crawler
 from twisted.python.failure import Failure
 
 from plt.errors import ConfigError
+from plt.job import store as job_stores
 from plt.job.scheduler import LEASE_KEY
 from plt.middlewares.headonly import ResponseTooLarge
 from plt.spiders.product import (
@@ -321,7 +322,7 @@ def test_a_resumed_job_restores_its_total_and_what_earlier_runs_finished(spider,
     crawler = get_crawler(ProductSpider, {"SHOP_URL": "http://shop.test:8800"})
     crawler.stats.open_spider()
     resumed = ProductSpider.from_crawler(crawler)
-    resumed.job = spider.job
+    job_stores._stores[crawler] = spider.job  # the same job state, as on a resume
     collect(resumed.start())
     assert crawler.stats.get_value("plt/products/total") == 20_103
     assert crawler.stats.get_value("plt/products/done_before") == 3  # 2 exported, 1 withdrawn

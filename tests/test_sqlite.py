@@ -7,11 +7,11 @@ from typing import Any
 
 import pytest
 
-from plt.job.sqlite import ITEMS_FILE, LOCK_FILE, STATE_FILE, JobState, JobStateError
+from plt.job.sqlite import ITEMS_FILE, LOCK_FILE, STATE_FILE, JobStateError, SQLiteJobStore
 
 
-def opened(jobdir, **kwargs) -> JobState:
-    state = JobState(jobdir, **kwargs)
+def opened(jobdir, **kwargs) -> SQLiteJobStore:
+    state = SQLiteJobStore(jobdir, **kwargs)
     state.open()
     return state
 
@@ -159,7 +159,7 @@ def test_a_retry_replaces_its_lease_in_one_step(tmp_path):
     assert state.lease_next() is None
 
 
-def fill_up(state: JobState) -> list[Any]:
+def fill_up(state: SQLiteJobStore) -> list[Any]:
     """Cap the database at its current size (a full disk); the errors it reports."""
     errors: list[Any] = []
     state.on_error = errors.append

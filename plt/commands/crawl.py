@@ -112,6 +112,10 @@ class Command(ConfigCheck, ScrapyCrawlCommand):
             logger.error("%s", exc)
             self.exitcode = CONFIG_ERROR_EXIT
             return
+        if why := _missing_addon(self.settings):
+            logger.error("%s", why)
+            self.exitcode = CONFIG_ERROR_EXIT
+            return
         try:
             check_jobdir(Path(self.settings["JOBDIR"]), JOB_FILES)
         except JobStateError as exc:
@@ -175,3 +179,20 @@ def job_exit_status(crawler: Crawler) -> int:
     if crawler.stats.get_value("plt/job/given_up_end"):
         return JOB_GIVEN_UP_EXIT
     return 0
+
+
+DISTRIBUTED_ADDON = "plt.distributed.addon.DistributedAddon"
+
+
+def _missing_addon(settings: Any) -> str | None:
+    """PLT_DISTRIBUTED without its add-on would run a local job: refused."""
+    if not settings.getbool("PLT_DISTRIBUTED"):
+        return None
+    addons = settings.getdict("ADDONS")
+    names = {k if isinstance(k, str) else f"{k.__module__}.{k.__qualname__}" for k in addons}
+    if DISTRIBUTED_ADDON in names:
+        return None
+    return (
+        f"PLT_DISTRIBUTED needs the add-on {DISTRIBUTED_ADDON} in ADDONS "
+        f"(it sets the Redis job store and the worker's feed)."
+    )

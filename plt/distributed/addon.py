@@ -16,9 +16,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from plt.distributed.keeper import LeaseKeeper
-from plt.distributed.state import SCHEDULER_PATH, worker_items_file, worker_name
+from plt.distributed.state import STORE_PATH, worker_items_file, worker_name
 from plt.errors import ConfigError
-from plt.job.sqlite import ITEMS_FILE
+from plt.job.itemsfile import ITEMS_FILE
+from plt.job.store import STORE_SETTING
 
 if TYPE_CHECKING:
     from typing import Self
@@ -65,7 +66,7 @@ class DistributedAddon:
         settings.set(
             "PLT_WORKER_NAME", worker, priority=settings.getpriority("PLT_WORKER_NAME") or 0
         )
-        settings.set("SCHEDULER", SCHEDULER_PATH, priority=PROJECT_PRIORITY)
+        settings.set(STORE_SETTING, STORE_PATH, priority=PROJECT_PRIORITY)
         settings.set_in_component_priority_dict("EXTENSIONS", LeaseKeeper, KEEPER_PRIORITY)
         jobdir = settings.get("JOBDIR")
         if not jobdir:

@@ -28,7 +28,7 @@ from scrapy.utils.asyncio import create_looping_call
 
 from plt import compat
 from plt.distributed.state import DEFAULT_LEASE_SECONDS, RedisJobState
-from plt.job.sqlite import JobState
+from plt.job.store import job_store
 
 if TYPE_CHECKING:
     from typing import Self
@@ -46,8 +46,9 @@ class LeaseKeeper:
         settings = crawler.settings
         if not settings.getbool("PLT_DISTRIBUTED"):
             raise NotConfigured
-        state = JobState.for_crawler(crawler)
-        assert isinstance(state, RedisJobState)
+        state = job_store(crawler)
+        if not isinstance(state, RedisJobState):
+            raise NotConfigured  # PLT_DISTRIBUTED without the add-on's store
         self.state = state
         self.stats = crawler.stats
         lease_seconds = settings.getfloat("PLT_LEASE_SECONDS", DEFAULT_LEASE_SECONDS)
@@ -68,6 +69,7 @@ class LeaseKeeper:
 
     def spider_opened(self, spider: Spider) -> None:
         self._opened_at = time.monotonic()
+        self.stats.set_value("plt/redis/worker", self.state.worker)
         # Created here, not in __init__: they need the running reactor or loop.
         for func, interval in ((self.tick, self.interval), (self.poll, self.poll_interval)):
             if interval > 0:
@@ -82,7 +84,7 @@ class LeaseKeeper:
 
     def poll(self) -> None:
         engine = self.crawler.engine
-        if not compat.engine_can_wake(engine) or self.state.db is None:
+        if not compat.engine_can_wake(engine) or not self.state.is_open:
             return
         try:
             queued = self.state.store.queued()
@@ -93,7 +95,7 @@ class LeaseKeeper:
             compat.wake_engine(engine)  # the engine's own "look at the scheduler now"
 
     def tick(self) -> None:
-        if self.state.db is None:
+        if not self.state.is_open:
             return
         try:
             self._renew_and_requeue()
@@ -109,7 +111,7 @@ class LeaseKeeper:
 
     def spider_idle(self, spider: Spider) -> None:
         state = self.state
-        if state.db is None:
+        if not state.is_open:
             return
         if failed := state.fail_held():
             self.stats.inc_value("plt/redis/failed", failed)

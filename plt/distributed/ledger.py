@@ -1,5 +1,6 @@
 """The ledger's record in Redis (part of RedisJobState): attempts per request,
-requests given up, and the items the listing showed, shared by every worker.
+requests given up, the items the listing showed, partial items and the export
+record, shared by every worker.
 
 A retry or a redirect takes over its original's attempts (plt.distributed.lua
 PUSH). A request given up is settled and counted: the crawl can still end,
@@ -10,7 +11,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from plt.job.sqlrecord import GIVEN_UP_ITEM, TO_DO, WITHDRAWN
+import ujson
+
+from plt.distributed.account import redis_account
+from plt.job.sqlrecord import TO_DO, WITHDRAWN, Account
 
 FAILED_META = "failed_given_up"  # requests the ledger gave up
 
@@ -18,6 +22,9 @@ FAILED_META = "failed_given_up"  # requests the ledger gave up
 class RedisLedgerRecord:
     server: Any
     keys: Any
+    store: Any
+    worker: str
+    id_field: str
     held: dict[str, int | None]
 
     def settle(self, lease_id: Any) -> None:
@@ -34,11 +41,10 @@ class RedisLedgerRecord:
         return int(self.server.hget(self.keys.attempts, lease_id) or 0)
 
     def fail_request(self, lease_id: Any, item_id: int | None) -> None:
-        """Given up by the ledger: settled, counted, and its item with it."""
-        self.settle(lease_id)
+        """Given up by the ledger: kept aside (PLT_JOB_RETRY_FAILED), and its item with it."""
+        self.held.pop(lease_id, None)
+        self.store.give_up(lease_id, item_id)
         self.server.hincrby(self.keys.meta, FAILED_META, 1)
-        if item_id is not None:
-            self.server.hset(self.keys.shown, item_id, GIVEN_UP_ITEM)
 
     def failed_total(self) -> int:
         value = self.get_meta(FAILED_META, 0)
@@ -60,3 +66,38 @@ class RedisLedgerRecord:
         leases = [lease for lease, pid in self.held.items() if pid == item_id]
         for lease in leases:
             self.settle(lease)
+
+    def retry_failed(self) -> int:
+        """Requests given up by the ledger are queued again, attempts reset."""
+        return self.store.retry_given_up()
+
+    def replace_data(self, lease_id: Any, data: str) -> None:
+        self.store.replace_data(lease_id, data)
+
+    def account(self) -> Account:
+        return redis_account(self.server, self.keys, self.id_field)
+
+    # -- partial items and exports -------------------------------------------
+
+    def put_pending(self, item_id: int, fields: dict[str, Any]) -> None:
+        self.server.hset(self.keys.pending, item_id, ujson.dumps(fields))
+
+    def get_pending(self, item_id: int) -> dict[str, Any] | None:
+        raw = self.server.hget(self.keys.pending, item_id)
+        return ujson.loads(raw) if raw is not None else None
+
+    def pending_count(self) -> int:
+        return int(self.server.hlen(self.keys.pending))
+
+    def is_exported(self, item_id: int) -> bool:
+        return bool(self.server.sismember(self.keys.exported, item_id))
+
+    def exported_count(self) -> int:
+        return int(self.server.scard(self.keys.exported))
+
+    def mark_exported(self, item_id: int, items_offset: int) -> None:
+        """Called once the item's line is flushed to this worker's items file."""
+        leases = [lease for lease, pid in self.held.items() if pid == item_id]
+        for lease in leases:
+            del self.held[lease]
+        self.store.export(item_id, self.worker, items_offset, leases)

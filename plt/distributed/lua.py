@@ -171,24 +171,61 @@ return #ms
 """
 )
 
-# The crawl's counters; marks it finished, once, when nothing is left anywhere
-# (and no request was given up: that crawl can never finish).
+# The crawl's counters. Whether it is finished is decided by the scheduler
+# (plt.job.scheduler), the same way for every job store.
 # KEYS: queue, leases, failed, pending, meta, exported
-STATUS = (
-    _NOW
-    + """
+STATUS = """
 local q = redis.call('ZCARD', KEYS[1])
 local l = redis.call('ZCARD', KEYS[2])
 local f = redis.call('SCARD', KEYS[3])
 local p = redis.call('HLEN', KEYS[4])
 local seeded = redis.call('HGET', KEYS[5], 'seeded') and 1 or 0
-local given_up = redis.call('HGET', KEYS[5], 'given_up') and 1 or 0
-if q == 0 and l == 0 and f == 0 and seeded == 1 and given_up == 0 then
-  if redis.call('HSETNX', KEYS[5], 'finished', 'true') == 1 then
-    redis.call('HSET', KEYS[5], 'finished_at', tostring(now))
-  end
-end
 local finished = redis.call('HGET', KEYS[5], 'finished') and 1 or 0
 return {q, l, f, p, seeded, finished, redis.call('SCARD', KEYS[6])}
 """
+
+# Given up by the ledger: out of the leases, kept (with its data) in the
+# given-up hash under its item id ('' for none), and its item marked given up.
+# KEYS: leases, owner, gaveup, shown   ARGV: lease, item id or '', fate
+GIVE_UP = """
+redis.call('ZREM', KEYS[1], ARGV[1])
+redis.call('HDEL', KEYS[2], ARGV[1])
+redis.call('HSET', KEYS[3], ARGV[1], ARGV[2])
+if ARGV[2] ~= '' then redis.call('HSET', KEYS[4], ARGV[2], ARGV[3]) end
+return 1
+"""
+
+# PLT_JOB_RETRY_FAILED: what the ledger gave up is queued again, attempts reset.
+# KEYS: gaveup, queue, data, attempts, shown   ARGV: fate given up, fate to do
+RETRY_GIVEN_UP = (
+    _PRIORITY
+    + """
+local all = redis.call('HGETALL', KEYS[1])
+local n = 0
+for i = 1, #all, 2 do
+  local m, item = all[i], all[i + 1]
+  local v = redis.call('HGET', KEYS[3], m)
+  if v then
+    redis.call('ZADD', KEYS[2], prio(v), m)
+    n = n + 1
+  end
+  redis.call('HDEL', KEYS[4], m)
+  if item ~= '' and redis.call('HGET', KEYS[5], item) == ARGV[1] then
+    redis.call('HSET', KEYS[5], item, ARGV[2])
+  end
+end
+redis.call('DEL', KEYS[1])
+return n
+"""
 )
+
+# A leased request kept for the next run is stored as another request (the
+# URL first asked for, when a redirect hop failed), at its priority.
+# KEYS: leases, data   ARGV: lease, json
+REPLACE = """
+if not redis.call('ZSCORE', KEYS[1], ARGV[1]) then return 0 end
+local v = redis.call('HGET', KEYS[2], ARGV[1])
+if not v then return 0 end
+redis.call('HSET', KEYS[2], ARGV[1], string.match(v, '^(%S+)') .. ' ' .. ARGV[2])
+return 1
+"""

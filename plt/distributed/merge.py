@@ -21,8 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from plt.job.itemsfile import product_id_of
-from plt.job.sqlite import ITEMS_FILE
+from plt.job.itemsfile import ITEMS_FILE, item_id_of
 
 if TYPE_CHECKING:
     from scrapy.settings import BaseSettings
@@ -87,7 +86,7 @@ def merge_items(sources: list[Path], out: Path, expected: int | None = None) -> 
 
 
 def _product_id(path: Path, line: bytes, offset: int) -> int:
-    product_id = product_id_of(line)
+    product_id = item_id_of(line)
     if product_id is None:
         raise MergeError(f"{path}: the line at byte {offset} is not a product item: {line[:80]!r}")
     return product_id

@@ -1,8 +1,8 @@
-"""The job state of a distributed worker, in Redis, behind JobState's interface.
+"""The Redis job store: the state of a distributed crawl, behind plt.job.store's
+interface (PLT_JOB_STORE, set by plt.distributed.addon).
 
-The spider, the exporter, the pipeline and the middlewares call the same
-methods as on the SQLite job state (put_pending, get_pending, is_exported,
-mark_exported, settle, get_meta); here the partial items, the export record
+The scheduler, the ledger, the exporter and the spider call the same methods
+as on the SQLite store; here the frontier, the partial items, the export record
 and the crawl's meta live in Redis, shared by every worker of the crawl. The
 only thing kept in the worker is the set of leases it holds, which is bounded
 by its concurrency.
@@ -23,13 +23,14 @@ from typing import TYPE_CHECKING, Any
 
 import ujson
 from redis.exceptions import RedisError
-from scrapy.utils.misc import load_object
 from scrapy_redis.connection import get_redis_from_settings
 
 from plt.distributed.ledger import RedisLedgerRecord
 from plt.distributed.store import SCHEMA_VERSION, CrawlStatus, JobKeys, LeaseStore, safe_name
 from plt.job import itemsfile
-from plt.job.sqlite import ITEMS_FILE, JobState, JobStateError
+from plt.job.itemsfile import DEFAULT_ID_FIELD, ITEMS_FILE
+from plt.job.jobdir import JobStateError
+from plt.job.store import JobStore
 
 if TYPE_CHECKING:
     from scrapy.crawler import Crawler
@@ -37,7 +38,7 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-SCHEDULER_PATH = "plt.distributed.scheduler.RedisScheduler"
+STORE_PATH = "plt.distributed.state.RedisJobState"
 # Renewed every third of it, so only a stalled or dead worker lets a lease
 # expire; a dead worker's requests are queued again within 30 to 40 s.
 DEFAULT_LEASE_SECONDS = 30.0
@@ -63,11 +64,17 @@ def worker_items_file(worker: str) -> str:
     return f"items-{worker}.jsonl"
 
 
-class RedisJobState(RedisLedgerRecord, JobState):
+class RedisJobState(RedisLedgerRecord, JobStore):
+    queue_name = "redis"
+    shared = True
+
     def __init__(self, crawler: Crawler) -> None:
         settings = crawler.settings
         super().__init__(settings.get("JOBDIR"), reset=settings.getbool("PLT_JOB_RESET"))
         self.settings = settings
+        self.id_field = settings.get("PLT_JOB_ITEM_ID_FIELD") or DEFAULT_ID_FIELD
+        self.seeds = settings.getbool("PLT_REDIS_SEED", True)
+        self.db: Any = None
         self.job = job_name(settings)
         self.worker = worker_name(settings)
         self.lease_seconds = settings.getfloat("PLT_LEASE_SECONDS", DEFAULT_LEASE_SECONDS)
@@ -78,14 +85,19 @@ class RedisJobState(RedisLedgerRecord, JobState):
         self.held: dict[str, int | None] = {}
         self._meta_cache: dict[str, Any] = {}
         self.retried_on_open = 0
+        self.given_up = 0
 
     @classmethod
     def from_crawler(cls, crawler: Crawler) -> RedisJobState:
         return cls(crawler)
 
     @property
-    def items_path(self) -> Path | None:
-        return self.jobdir / ITEMS_FILE if self.jobdir else None
+    def is_open(self) -> bool:
+        return self.db is not None
+
+    @property
+    def takes_seeds(self) -> bool:
+        return self.seeds
 
     @property
     def worker_items_path(self) -> Path | None:
@@ -96,13 +108,6 @@ class RedisJobState(RedisLedgerRecord, JobState):
     def open(self) -> None:
         if self.db is not None:
             return
-        from plt.distributed.scheduler import RedisScheduler  # it imports this module
-
-        if not issubclass(load_object(self.settings["SCHEDULER"]), RedisScheduler):
-            raise JobStateError(
-                "PLT_DISTRIBUTED needs the add-on plt.distributed.addon.DistributedAddon "
-                "in ADDONS (it sets SCHEDULER and the worker's feed)."
-            )
         try:
             self.server.ping()
         except RedisError as exc:
@@ -166,7 +171,7 @@ class RedisJobState(RedisLedgerRecord, JobState):
             return
         offset = int(self.server.hget(self.keys.offsets, self.worker) or 0)
         try:
-            self.repaired_bytes, ids = itemsfile.reconcile(path, offset)
+            self.repaired_bytes, ids = itemsfile.reconcile(path, offset, self.id_field)
         except itemsfile.ItemsFileError as exc:
             self.close()
             raise JobStateError(f"{exc} Start the crawl over with -s PLT_JOB_RESET=1.") from None
@@ -210,18 +215,49 @@ class RedisJobState(RedisLedgerRecord, JobState):
 
     # -- frontier and leases -------------------------------------------------
 
-    def push(
-        self, fp: str | None, priority: int, data: str, replaces: Any, seed: bool = False
+    def add_request(
+        self,
+        fp: str | None,
+        priority: int,
+        data: str,
+        item_id: int | None,
+        replaces: Any = None,
+        seed: bool = False,
     ) -> bool:
         if replaces is not None:
             self.held.pop(replaces, None)
         return self.store.push(fp, priority, data, replaces, seed)
 
-    def lease_next(self) -> tuple[str, str | None] | None:
-        row = self.store.pop(self.worker, self.lease_seconds)
-        if row is not None:
-            self.held[row[0]] = None
-        return row
+    def add_seen(self, fp: str) -> bool:
+        return bool(self.server.sadd(self.keys.seen, fp))
+
+    def lease_next(self) -> tuple[str, str] | None:
+        while (row := self.store.pop(self.worker, self.lease_seconds)) is not None:
+            lease, data = row
+            if data is not None:
+                self.held[lease] = None
+                return lease, data
+            self.store.settle([lease])  # settled by another worker meanwhile
+        return None
+
+    def hold(self, lease: Any, item_id: int | None) -> None:
+        self.held[lease] = item_id
+
+    def queued_count(self) -> int:
+        return self.store.queued()
+
+    def leased_count(self) -> int:
+        return len(self.held)
+
+    def idle(self) -> bool:
+        # A crawl that was never seeded has not started, whatever is queued.
+        status = self.store.status()
+        return status.done and status.seeded
+
+    def crawl_over(self, finished: bool, settings: Any) -> None:
+        from plt.distributed.merge import finish_job  # merge imports this module
+
+        finish_job(self, self.store.status(), settings)
 
     def settle(self, lease_id: Any) -> None:
         self.held.pop(lease_id, None)
@@ -233,13 +269,25 @@ class RedisJobState(RedisLedgerRecord, JobState):
         self.server.hincrby(self.keys.meta, "given_up", 1)  # its JSON is a plain int
         self.given_up += 1
 
-    def given_up_total(self) -> int:
+    def given_up_count(self) -> int:
         value = self.get_meta("given_up", 0)
         return value if isinstance(value, int) else 0
 
     @property
     def where(self) -> str:
         return f"the Redis crawl {self.job}"
+
+    @property
+    def name(self) -> str:
+        return f"crawl {self.job}"
+
+    def opened_line(self) -> str:
+        return (
+            f"Worker {self.worker} joins crawl {self.job}: {self.exported_count()} items done, "
+            f"{self.queued_count()} requests queued, {self.requeued_on_open} expired leases "
+            f"and {self.retried_on_open} failed requests queued again; items go to "
+            f"{self.worker_items_path}"
+        )
 
     def renew(self) -> int:
         """Extend this worker's leases; forget those another worker took over."""
@@ -259,35 +307,3 @@ class RedisJobState(RedisLedgerRecord, JobState):
 
     def status(self) -> CrawlStatus:
         return self.store.status()
-
-    # -- partial items and exports -------------------------------------------
-
-    def put_pending(self, product_id: int, fields: dict[str, Any]) -> None:
-        self.server.hset(self.keys.pending, product_id, ujson.dumps(fields))
-
-    def get_pending(self, product_id: int) -> dict[str, Any] | None:
-        raw = self.server.hget(self.keys.pending, product_id)
-        return ujson.loads(raw) if raw is not None else None
-
-    def pending_count(self) -> int:
-        return int(self.server.hlen(self.keys.pending))
-
-    def is_exported(self, product_id: int) -> bool:
-        return bool(self.server.sismember(self.keys.exported, product_id))
-
-    def exported_count(self) -> int:
-        return int(self.server.scard(self.keys.exported))
-
-    def mark_exported(self, product_id: int, items_offset: int) -> None:
-        """Called once the product's line is flushed to this worker's items file."""
-        leases = [lease for lease, pid in self.held.items() if pid == product_id]
-        for lease in leases:
-            del self.held[lease]
-        self.store.export(product_id, self.worker, items_offset, leases)
-
-    def _record_exports(self, product_ids: list[int], items_offset: int) -> None:
-        for product_id in product_ids:
-            self.mark_exported(product_id, items_offset)
-
-    def add_request(self, *args: Any, **kwargs: Any) -> bool:
-        raise JobStateError(f"the distributed job state is used through {SCHEDULER_PATH}")

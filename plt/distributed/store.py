@@ -13,6 +13,7 @@ from typing import Any
 from redis import Redis
 
 from plt.distributed import lua
+from plt.job.sqlrecord import GIVEN_UP_ITEM, TO_DO
 
 SCHEMA_VERSION = 1
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
@@ -39,6 +40,7 @@ class JobKeys:
     meta: str
     attempts: str
     shown: str
+    gaveup: str
 
     @classmethod
     def for_job(cls, job: str) -> JobKeys:
@@ -81,6 +83,9 @@ class LeaseStore:
         self._give_back = register(lua.GIVE_BACK)
         self._retry = register(lua.RETRY_FAILED)
         self._status = register(lua.STATUS)
+        self._give_up = register(lua.GIVE_UP)
+        self._retry_given_up = register(lua.RETRY_GIVEN_UP)
+        self._replace = register(lua.REPLACE)
 
     @property
     def _settle_keys(self) -> list[str]:
@@ -139,6 +144,23 @@ class LeaseStore:
     def retry_failed(self) -> int:
         k = self.keys
         return int(self._retry(keys=[k.failed, k.queue, k.data]))
+
+    def give_up(self, lease: str, item_id: int | None) -> None:
+        k = self.keys
+        item = "" if item_id is None else str(item_id)
+        keys = [k.leases, k.owner, k.gaveup, k.shown]
+        self._give_up(keys=keys, args=[lease, item, GIVEN_UP_ITEM])
+
+    def retry_given_up(self) -> int:
+        k = self.keys
+        return int(
+            self._retry_given_up(
+                keys=[k.gaveup, k.queue, k.data, k.attempts, k.shown], args=[GIVEN_UP_ITEM, TO_DO]
+            )
+        )
+
+    def replace_data(self, lease: str, data: str) -> None:
+        self._replace(keys=[self.keys.leases, self.keys.data], args=[lease, data])
 
     def status(self) -> CrawlStatus:
         k = self.keys

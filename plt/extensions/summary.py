@@ -24,8 +24,8 @@ from scrapy.exceptions import NotConfigured
 from scrapy.utils.asyncio import is_asyncio_available
 
 from plt import memsamples
+from plt.job.itemsfile import ITEMS_FILE
 from plt.job.jobdir import FAILED_FILE
-from plt.job.sqlite import ITEMS_FILE
 
 if TYPE_CHECKING:
     from collections.abc import Sequence

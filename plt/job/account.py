@@ -47,9 +47,9 @@ def close_account(state: Any, stats: Any, reason: str) -> bool:
         stats.set_value("plt/job/incomplete", account.missing or account.requests_left or pending)
         logger.warning("%s", incomplete_line(account, pending, unread))
         return False
-    if account.requests_given_up or state.given_up:
+    if account.requests_given_up or state.given_up_count():
         given_up = account.requests_given_up
-        stats.set_value("plt/job/given_up_end", given_up or state.given_up)
+        stats.set_value("plt/job/given_up_end", given_up or state.given_up_count())
         if given_up:
             state.set_meta(ENDED_META, given_up)
             logger.error("%s", given_up_line(state, account))
@@ -103,7 +103,7 @@ def given_up_line(state: Any, account: Account) -> str:
 def _check_announced(state: Any, stats: Any, account: Account) -> None:
     """A listing whose pages showed another number of items than it announced."""
     announced = state.get_meta("announced_items")
-    unread = account.requests_left or account.requests_given_up or state.given_up
+    unread = account.requests_left or account.requests_given_up or state.given_up_count()
     if not isinstance(announced, int) or unread:
         return
     if account.shown != announced:

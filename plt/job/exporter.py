@@ -23,7 +23,7 @@ from scrapy.exporters import BaseItemExporter
 from plt.job import crash
 from plt.job.jobdir import write_failed
 from plt.job.ledger import DEFAULT_ITEM_ID_FIELD, Ledger
-from plt.job.sqlite import JobState
+from plt.job.store import JobStore, job_store
 
 if TYPE_CHECKING:
     from scrapy.crawler import Crawler
@@ -36,7 +36,7 @@ class UjsonLinesExporter(BaseItemExporter):
         self,
         file: IO[bytes],
         *,
-        job_state: JobState | None = None,
+        job_state: JobStore | None = None,
         ledger: Ledger | None = None,
         item_field: str = DEFAULT_ITEM_ID_FIELD,
         fsync: bool = True,
@@ -57,7 +57,7 @@ class UjsonLinesExporter(BaseItemExporter):
         ledger = Ledger.for_crawler(crawler)
         return cls(
             file,
-            job_state=JobState.for_crawler(crawler),
+            job_state=job_store(crawler),
             ledger=ledger,
             item_field=ledger.item_field,
             fsync=crawler.settings.getbool("PLT_JOB_FSYNC", True),
@@ -70,7 +70,7 @@ class UjsonLinesExporter(BaseItemExporter):
         if state is not None and state.write_error is not None:
             return  # stopping: the item's lease is open, so the next run exports it
         item_id = fields.get(self.item_field)
-        if state is not None and state.db is not None and state.is_exported(item_id):
+        if state is not None and state.is_open and state.is_exported(item_id):
             # Exports run one at a time, so this check cannot race; the
             # pipeline's earlier check can, between two items in flight.
             logger.warning("Item %s is already in the items file; not written again", item_id)
@@ -89,7 +89,7 @@ class UjsonLinesExporter(BaseItemExporter):
             # A torn line is cut off when the job resumes.
             state.fail(write_failed(getattr(self.file, "name", "the items file"), exc))
             return
-        if state is not None and state.db is not None:
+        if state is not None and state.is_open:
             crash.point("after_flush")
             state.mark_exported(item_id, self.file.tell())
             crash.point("after_record")

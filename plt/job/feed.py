@@ -10,7 +10,7 @@ import logging
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from plt.job.sqlite import ITEMS_FILE
+from plt.job.itemsfile import ITEMS_FILE
 
 if TYPE_CHECKING:
     from scrapy.crawler import Crawler

@@ -1,4 +1,4 @@
-"""The frontier of a job's SQLite state (part of JobState): requests queued,
+"""The frontier of a job's SQLite state (part of SQLiteJobStore): requests queued,
 leased, settled or given up, one committed transaction each.
 
 Lease lifecycle of a request row: QUEUED -> LEASED (taken by the scheduler)
@@ -29,21 +29,22 @@ class FrontierRecord:
         fp: str | None,
         priority: int,
         data: str,
-        product_id: int | None,
+        item_id: int | None,
         replaces: int | None = None,
+        seed: bool = False,
     ) -> bool:
         """Queue a request unless its fingerprint was seen; True when queued.
 
         ``replaces`` is the lease of the request this one continues (a retry, a
         redirect): the same logical request, so it takes over the row, its
-        attempts and its place in the job, whatever its fingerprint.
+        attempts and its place in the job, whatever its fingerprint. ``seed``
+        (a request of spider.start()) makes no difference here.
         """
         assert self.db is not None
         if replaces is not None:
             cur = self.db.execute(
-                "UPDATE requests SET state=?, priority=?, data=?, product_id=? "
-                "WHERE id=? AND state=?",
-                (QUEUED, priority, data, product_id, replaces, LEASED),
+                "UPDATE requests SET state=?, priority=?, data=?, item_id=? WHERE id=? AND state=?",
+                (QUEUED, priority, data, item_id, replaces, LEASED),
             )
             if cur.rowcount:
                 self.leased -= 1
@@ -51,9 +52,9 @@ class FrontierRecord:
                 crash.point("after_store")
                 return True
         cur = self.db.execute(
-            "INSERT OR IGNORE INTO requests (fp, state, priority, product_id, data) "
+            "INSERT OR IGNORE INTO requests (fp, state, priority, item_id, data) "
             "VALUES (?, ?, ?, ?, ?)",
-            (fp, QUEUED, priority, product_id, data),
+            (fp, QUEUED, priority, item_id, data),
         )
         added = cur.rowcount > 0
         if added:
@@ -101,7 +102,7 @@ class FrontierRecord:
         )
         # Its item, if the row names one, is given up with it.
         self.db.execute(
-            "UPDATE shown SET fate=? WHERE item_id=(SELECT product_id FROM requests WHERE id=?)",
+            "UPDATE shown SET fate=? WHERE item_id=(SELECT item_id FROM requests WHERE id=?)",
             (GIVEN_UP_ITEM, lease_id),
         )
         self.leased -= cur.rowcount

@@ -1,4 +1,4 @@
-"""Partial items and the export record of a job's SQLite state (part of JobState).
+"""Partial items and the export record of a job's SQLite state (part of SQLiteJobStore).
 
 A product page's fields wait here for their stock answer; a product counts as
 exported once its line is flushed to the items file, and the same transaction
@@ -27,27 +27,25 @@ class ItemsRecord:
         raise NotImplementedError
 
     @guarded_write(None)
-    def put_pending(self, product_id: int, fields: dict[str, Any]) -> None:
+    def put_pending(self, item_id: int, fields: dict[str, Any]) -> None:
         assert self.db is not None
         self.db.execute(
-            "INSERT OR REPLACE INTO pending (product_id, data) VALUES (?, ?)",
-            (product_id, ujson.dumps(fields)),
+            "INSERT OR REPLACE INTO pending (item_id, data) VALUES (?, ?)",
+            (item_id, ujson.dumps(fields)),
         )
 
-    def get_pending(self, product_id: int) -> dict[str, Any] | None:
+    def get_pending(self, item_id: int) -> dict[str, Any] | None:
         assert self.db is not None
-        row = self.db.execute(
-            "SELECT data FROM pending WHERE product_id=?", (product_id,)
-        ).fetchone()
+        row = self.db.execute("SELECT data FROM pending WHERE item_id=?", (item_id,)).fetchone()
         return ujson.loads(row[0]) if row else None
 
     def pending_count(self) -> int:
         assert self.db is not None
         return self.db.execute("SELECT COUNT(*) FROM pending").fetchone()[0]
 
-    def is_exported(self, product_id: int) -> bool:
+    def is_exported(self, item_id: int) -> bool:
         assert self.db is not None
-        row = self.db.execute("SELECT 1 FROM exported WHERE product_id=?", (product_id,)).fetchone()
+        row = self.db.execute("SELECT 1 FROM exported WHERE item_id=?", (item_id,)).fetchone()
         return row is not None
 
     def exported_count(self) -> int:
@@ -55,20 +53,20 @@ class ItemsRecord:
         return self.db.execute("SELECT COUNT(*) FROM exported").fetchone()[0]
 
     @guarded_write(None)
-    def mark_exported(self, product_id: int, items_offset: int) -> None:
+    def mark_exported(self, item_id: int, items_offset: int) -> None:
         """Called once the product's line is flushed to the items file."""
-        self._record_exports([product_id], items_offset)
+        self._record_exports([item_id], items_offset)
 
-    def _record_exports(self, product_ids: list[int], items_offset: int) -> None:
+    def _record_exports(self, item_ids: list[int], items_offset: int) -> None:
         assert self.db is not None
-        rows = [(pid,) for pid in product_ids]
+        rows = [(pid,) for pid in item_ids]
         with self.db:  # one transaction: export, pending and leases agree
             self.db.execute("BEGIN")
-            self.db.executemany("INSERT OR IGNORE INTO exported (product_id) VALUES (?)", rows)
-            self.db.executemany("DELETE FROM pending WHERE product_id=?", rows)
+            self.db.executemany("INSERT OR IGNORE INTO exported (item_id) VALUES (?)", rows)
+            self.db.executemany("DELETE FROM pending WHERE item_id=?", rows)
             cur = self.db.executemany(
-                "UPDATE requests SET state=?, data=NULL WHERE product_id=? AND state=?",
-                [(SETTLED, pid, LEASED) for pid in product_ids],
+                "UPDATE requests SET state=?, data=NULL WHERE item_id=? AND state=?",
+                [(SETTLED, pid, LEASED) for pid in item_ids],
             )
             self.leased -= max(cur.rowcount, 0)
             self._set_meta("items_offset", items_offset)

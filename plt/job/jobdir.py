@@ -88,8 +88,10 @@ def lock_jobdir(jobdir: Path, lock_path: Path) -> int:
     return fd
 
 
-def check_schema(db: sqlite3.Connection, path: Path, version: int) -> None:
-    """An existing job state is intact and of the schema this PLT reads."""
+def check_schema(
+    db: sqlite3.Connection, path: Path, version: int, upgradable: tuple[int, ...] = ()
+) -> None:
+    """An existing job state is intact and of a schema this PLT reads or upgrades."""
     if db.execute("PRAGMA quick_check").fetchone()[0] != "ok":
         raise sqlite3.DatabaseError("integrity check failed")
     tables = {r[0] for r in db.execute("SELECT name FROM sqlite_master")}
@@ -97,7 +99,7 @@ def check_schema(db: sqlite3.Connection, path: Path, version: int) -> None:
         raise sqlite3.DatabaseError("no meta table")
     row = db.execute("SELECT value FROM meta WHERE key='schema'").fetchone()
     found = int(row[0]) if row and str(row[0]).isdigit() else None
-    if found != version:
+    if found != version and found not in upgradable:
         raise JobStateError(
             f"The job state {path} has schema version {found}, this PLT reads "
             f"version {version}. Finish that job with the PLT version that "
@@ -169,7 +171,7 @@ def database_error(path: Path, exc: sqlite3.Error) -> JobStateError:
 
 
 def guarded_write(default: Any) -> Callable[[Callable[..., T]], Callable[..., T]]:
-    """For a JobState method that writes: after a failed write, none are tried.
+    """For a job store method that writes: after a failed write, none are tried.
 
     The first failure (a full disk, a read-only file) is handed to the state's
     ``fail()``, which stops the crawl; the method then returns ``default`` as

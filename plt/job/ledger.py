@@ -20,10 +20,11 @@ from weakref import WeakKeyDictionary
 
 from scrapy import signals
 
+from plt.job.itemsfile import DEFAULT_ID_FIELD as DEFAULT_ITEM_ID_FIELD
 from plt.job.jobdir import record_failed
 from plt.job.policy import MAY_PASS, PERMANENT, WITHDRAWN, Verdict, classify
 from plt.job.requestcodec import KEEP_LEASE_KEY, LEASE_KEY, request_to_json
-from plt.job.sqlite import JobState
+from plt.job.store import JobStore, job_store
 
 if TYPE_CHECKING:
     from scrapy import Request
@@ -36,7 +37,6 @@ logger = logging.getLogger(__name__)
 # Fates, as the ledger returns them.
 SETTLED, KEPT, GIVEN_UP = "settled", "kept", "given_up"
 DEFAULT_MAX_ATTEMPTS = 3
-DEFAULT_ITEM_ID_FIELD = "product_id"
 # What SQLite stores as an integer: a larger id is no id the job can keep.
 _ID_RANGE = range(-(2**63), 2**63)
 
@@ -47,7 +47,6 @@ class Ledger:
     def __init__(self, crawler: Crawler) -> None:
         settings = crawler.settings
         self.crawler = crawler
-        self.state = JobState.for_crawler(crawler)
         self.max_attempts = max(1, settings.getint("PLT_JOB_MAX_ATTEMPTS", DEFAULT_MAX_ATTEMPTS))
         self.item_field = settings.get("PLT_JOB_ITEM_ID_FIELD") or DEFAULT_ITEM_ID_FIELD
         crawler.signals.connect(self.item_dropped, signal=signals.item_dropped)
@@ -61,13 +60,19 @@ class Ledger:
         return ledger
 
     @property
+    def state(self) -> JobStore:
+        # Read when used: the spider creates the ledger before the add-ons
+        # have set the crawl's settings (PLT_JOB_STORE).
+        return job_store(self.crawler)
+
+    @property
     def stats(self) -> Any:
         # Read when used: the spider creates the ledger before the crawl's stats exist.
         return self.crawler.stats
 
     @property
     def open(self) -> bool:
-        return self.state.db is not None
+        return self.state.is_open
 
     def item_id(self, obj: Request | dict[str, Any]) -> int | None:
         """The item id a request works for, or an item's own."""
@@ -147,7 +152,7 @@ class Ledger:
         """A redirect hop that failed: the next run starts from the URL asked for."""
         urls = request.meta.get("redirect_urls")
         spider = getattr(self.crawler, "spider", None)
-        if not urls or lease is None or spider is None or not hasattr(self.state, "replace_data"):
+        if not urls or lease is None or spider is None:
             return
         original = request.replace(url=urls[0])
         try:

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 from scrapy.exceptions import DropItem
 
 from plt.job.ledger import Ledger
-from plt.job.sqlite import JobState
+from plt.job.store import job_store
 
 if TYPE_CHECKING:
     from scrapy.crawler import Crawler
@@ -22,7 +22,7 @@ class ExactlyOncePipeline:
     A dropped item's request is settled by the ledger (Scrapy's item_dropped)."""
 
     def __init__(self, crawler: Crawler) -> None:
-        self.state = JobState.for_crawler(crawler)
+        self.state = job_store(crawler)
         self.ledger = Ledger.for_crawler(crawler)
         self.stats = crawler.stats
 
@@ -32,7 +32,7 @@ class ExactlyOncePipeline:
 
     def process_item(self, item: dict[str, Any]) -> dict[str, Any]:
         item_id = self.ledger.item_id(item)
-        if self.state.db is not None and item_id is not None and self.state.is_exported(item_id):
+        if self.state.is_open and item_id is not None and self.state.is_exported(item_id):
             self.stats.inc_value("plt/items/duplicate_dropped")
             raise DropItem(f"item {item_id} is already exported in this job")
         return item

@@ -1,4 +1,8 @@
-"""A scheduler whose frontier and seen set live in the crash-safe job state.
+"""The scheduler: its frontier and seen set live in the crash-safe job store.
+
+One scheduler over a store interface (plt.job.store), as Scrapy's own is one
+scheduler over pluggable queues: SQLite in JOBDIR by default, Redis in
+distributed mode.
 
 Scrapy's default scheduler keeps JOBDIR queues that survive only a clean stop
 (after SIGKILL the disk queue's header and ``active.json`` are stale) and a
@@ -30,7 +34,7 @@ from scrapy.utils.defer import deferred_from_coro
 
 from plt import compat
 from plt.job.account import close_account, retry_failed_on_open
-from plt.job.jobdir import FAILED_FILE
+from plt.job.jobdir import FAILED_FILE, JobStateError
 from plt.job.ledger import Ledger
 from plt.job.requestcodec import KEEP_LEASE_KEY as KEEP_LEASE_KEY
 from plt.job.requestcodec import (
@@ -40,7 +44,7 @@ from plt.job.requestcodec import (
     request_to_json,
     run_meta,
 )
-from plt.job.sqlite import JobState, JobStateError
+from plt.job.store import JobStore, job_store
 
 if TYPE_CHECKING:
     from scrapy import Request, Spider
@@ -64,23 +68,27 @@ def dedupe_key(request: Request, fingerprinter: Any) -> str | None:
     return None if request.dont_filter else scoped_fingerprint(request, fingerprinter)
 
 
-class JobStateSchedulerMixin:
-    """What the SQLite and the Redis schedulers share: opening the job state
-    with one clear error, closing at once when asked, and a memory fallback."""
+def is_seed(request: Request) -> bool:
+    """A request of spider.start(), not a retry of one (which carries its lease)."""
+    return bool(request.meta.get("is_start_request")) and LEASE_KEY not in request.meta
 
-    crawler: Crawler
-    stats: Any
-    state: JobState
 
-    def _init_job_state(self, crawler: Crawler) -> None:
+class JobScheduler(BaseScheduler):
+    def __init__(self, crawler: Crawler) -> None:
         compat.check()  # once per process: Scrapy's private names are all there
+        self.crawler = crawler
+        self.stats = crawler.stats
+        self.state: JobStore = job_store(crawler)
+        self.ledger = Ledger.for_crawler(crawler)
+        self.fingerprinter = crawler.request_fingerprinter
+        self.debug_dupes = crawler.settings.getbool("DUPEFILTER_DEBUG")
+        self._logged_dupe = False
         # Requests that cannot be stored as JSON stay in memory, like Scrapy's
         # own fallback; scheduler/unserializable counts them.
         self._memory: list[tuple[int, int, Request]] = []
         self._order = itertools.count()
         self._close_reason: str | None = None
         self._closing = False
-        self.ledger = Ledger.for_crawler(crawler)
         # Scrapy's retry and redirect counts of queued requests, by their
         # stored JSON: for this run only (plt.job.requestcodec.RUN_META).
         self._run_meta: dict[str, dict[str, Any]] = {}
@@ -88,16 +96,45 @@ class JobStateSchedulerMixin:
         # then fails; raised from spider_opened it closes cleanly.
         crawler.signals.connect(self.spider_opened, signal=signals.spider_opened)
 
-    def _open_job_state(self) -> bool:
+    @classmethod
+    def from_crawler(cls, crawler: Crawler) -> JobScheduler:
+        return cls(crawler)
+
+    # -- opening and closing -------------------------------------------------
+
+    def open(self, spider: Spider) -> None:
+        self.spider = spider
+        state = self.state
         try:
-            self.state.open()
+            state.open()
         except JobStateError as exc:
             logger.error("%s", exc)
             self.stats.set_value("plt/job/state_error", str(exc))
             self._close_reason = "job_state_error"
-            return False
-        self.state.on_error = self._job_state_failed
-        return True
+            return
+        state.on_error = self._job_state_failed
+        if state.jobdir is None and not state.shared:
+            return  # a job in memory: nothing to resume, nothing to say
+        self.stats.set_value("plt/job/requeued", state.requeued_on_open)
+        if state.get_meta("finished", False):
+            logger.info(
+                "Job %s is finished: %d items exported. Nothing to do "
+                "(-s PLT_JOB_RESET=1 starts it over).",
+                state.name,
+                state.exported_count(),
+            )
+            self._close_reason = "finished"
+            return
+        if why_not := retry_failed_on_open(state, self.crawler.settings, state.where):
+            logger.error("%s", why_not)
+            self.stats.set_value("plt/job/given_up_end", state.get_meta("ended_given_up"))
+            self._close_reason = "given_up"
+            return
+        logger.info("%s", state.opened_line())
+
+    def spider_opened(self, spider: Spider) -> None:
+        if self._close_reason:
+            raise CloseSpider(self._close_reason)
 
     def _job_state_failed(self, error: JobStateError) -> None:
         """A write failed mid-crawl: one line, and the crawl stops."""
@@ -107,21 +144,38 @@ class JobStateSchedulerMixin:
             self._closing = True
             deferred_from_coro(self.crawler.engine.close_spider_async(reason="job_state_error"))
 
-    def _stash(self, request: Request, data: str) -> None:
-        if extra := run_meta(request):
-            self._run_meta[data] = extra
-
-    def _decode(self, lease: Any, data: Any) -> Request | None:
-        """The stored request, or None when it is given up (never imports anything)."""
-        try:
-            request = request_from_json(data, self.spider)
-        except UndecodableRequest as exc:
-            self.ledger.undecodable(lease, data, exc)
-            return None
-        if isinstance(data, str) and (extra := self._run_meta.pop(data, None)):
-            request.meta.update(extra)
-        request.meta[LEASE_KEY] = lease
-        return request
+    def close(self, reason: str) -> None:
+        self._closing = True
+        state = self.state
+        if not state.is_open:
+            return
+        if released := state.release_held():
+            self.stats.set_value("plt/job/released", released)
+        pending = state.pending_count()
+        self.stats.set_value("plt/pending_items", pending)
+        if self._close_reason in ("given_up", "finished"):
+            state.close()  # nothing was done in this run
+            return
+        # The job is over for this run when nothing is queued or in flight
+        # anywhere (a failed request kept for the next run is not in flight).
+        over = reason == "finished" and not self._memory and state.idle()
+        done = close_account(state, self.stats, "finished" if over else reason)
+        finished = over and done and not pending
+        if finished:
+            state.set_meta("finished", True)
+        if over:
+            state.crawl_over(finished, self.crawler.settings)
+        if state.jobdir is not None or state.shared:
+            logger.info(
+                "Job %s %s: %d items exported%s",
+                state.name,
+                "finished" if finished else f"stopped ({reason})",
+                state.exported_count(),
+                f" to {state.items_path}" if state.items_path and not state.shared else "",
+            )
+        if reason == "finished" and (given_up := state.given_up_count()):
+            self._given_up_error(given_up)
+        state.close()
 
     def _given_up_error(self, count: int) -> None:
         """Requests given up in this job: it cannot finish, and says so (exit 2)."""
@@ -135,118 +189,41 @@ class JobStateSchedulerMixin:
         logger.error("%s", message)
         self.stats.set_value("plt/job/state_error", message)
 
-    def spider_opened(self, spider: Spider) -> None:
-        if self._close_reason:
-            raise CloseSpider(self._close_reason)
-
-    def _keep_in_memory(self, request: Request, where: str, exc: Exception) -> bool:
-        logger.warning("Unable to store %s in %s (%s); kept in memory", request, where, exc)
-        self.stats.inc_value("scheduler/unserializable")
-        self.stats.inc_value("scheduler/enqueued/memory")
-        self.stats.inc_value("scheduler/enqueued")
-        heapq.heappush(self._memory, (-request.priority, next(self._order), request))
-        return True
-
-    def _next_from_memory(self) -> Request | None:
-        if not self._memory:
-            return None
-        self.stats.inc_value("scheduler/dequeued/memory")
-        self.stats.inc_value("scheduler/dequeued")
-        return heapq.heappop(self._memory)[2]
-
-
-class JobScheduler(JobStateSchedulerMixin, BaseScheduler):
-    def __init__(self, crawler: Crawler) -> None:
-        self.crawler = crawler
-        self.stats = crawler.stats
-        self.state = JobState.for_crawler(crawler)
-        self.fingerprinter = crawler.request_fingerprinter
-        self.debug_dupes = crawler.settings.getbool("DUPEFILTER_DEBUG")
-        self._logged_dupe = False
-        self._init_job_state(crawler)
-
-    @classmethod
-    def from_crawler(cls, crawler: Crawler) -> JobScheduler:
-        return cls(crawler)
-
-    def open(self, spider: Spider) -> None:
-        self.spider = spider
-        if not self._open_job_state():
-            return
-        state = self.state
-        if state.jobdir is None:
-            return
-        self.stats.set_value("plt/job/requeued", state.requeued_on_open)
-        if state.get_meta("finished", False):
-            logger.info(
-                "Job %s is finished: %d products in %s. Nothing to do "
-                "(-s PLT_JOB_RESET=1 starts it over).",
-                state.jobdir,
-                state.exported_count(),
-                state.items_path,
-            )
-            self._close_reason = "finished"
-            return
-        if why_not := retry_failed_on_open(state, self.crawler.settings, state.jobdir):
-            logger.error("%s", why_not)
-            self.stats.set_value("plt/job/given_up_end", state.get_meta("ended_given_up"))
-            self._close_reason = "given_up"
-            return
-        if state.resumed:
-            logger.info(
-                "Resuming job %s: %d products done, %d partial items, %d requests queued "
-                "(%d of them in flight or failed when it stopped).",
-                state.jobdir,
-                state.exported_count(),
-                state.pending_count(),
-                state.queued,
-                state.requeued_on_open,
-            )
-        else:
-            logger.info("New job in %s", state.jobdir)
-
-    def close(self, reason: str) -> None:
-        self._closing = True
-        state = self.state
-        if state.db is None:
-            return
-        pending = state.pending_count()
-        self.stats.set_value("plt/pending_items", pending)
-        if self._close_reason == "given_up":
-            state.close()
-            return
-        done = close_account(state, self.stats, reason)
-        finished = done and not self.has_pending_requests() and not state.leased and not pending
-        if finished:
-            state.set_meta("finished", True)
-        if state.jobdir is not None:
-            logger.info(
-                "Job %s %s: %d products in %s",
-                state.jobdir,
-                "finished" if finished else f"stopped ({reason})",
-                state.exported_count(),
-                state.items_path,
-            )
-            if reason == "finished" and state.given_up:
-                self._given_up_error(state.given_up)
-        state.close()
+    # -- enqueue and dequeue -------------------------------------------------
 
     def has_pending_requests(self) -> bool:
-        return self.state.queued > 0 or bool(self._memory)
+        return bool(self._memory) or (self.state.is_open and self.state.queued_count() > 0)
+
+    def __len__(self) -> int:
+        queued = self.state.queued_count() if self.state.is_open else 0
+        return queued + len(self._memory)
+
+    def queue_sizes(self) -> dict[str, int]:
+        state = self.state
+        return {
+            state.queue_name: state.queued_count() if state.is_open else 0,
+            "memory": len(self._memory),
+            "leased": state.leased_count() if state.is_open else 0,
+        }
 
     def enqueue_request(self, request: Request) -> bool:
+        seed = is_seed(request)
+        if seed and not self.state.takes_seeds:
+            self.stats.inc_value("plt/job/start_skipped")
+            return False
         fp = dedupe_key(request, self.fingerprinter)
         try:
             data = request_to_json(request, self.spider)
         except (ValueError, TypeError, OverflowError) as exc:
             return self._enqueue_memory(request, fp, exc)
-        product_id = self.ledger.item_id(request)
+        item_id = self.ledger.item_id(request)
         replaces = request.meta.get(LEASE_KEY)  # a retry or redirect of a leased request
-        if not self.state.add_request(fp, request.priority, data, product_id, replaces):
+        if not self.state.add_request(fp, request.priority, data, item_id, replaces, seed):
             self._log_dupe(request)
             return False
-        self._stash(request, data)
-        self.stats.inc_value("scheduler/enqueued/disk")
+        if extra := run_meta(request):
+            self._run_meta[data] = extra
+        self.stats.inc_value(f"scheduler/enqueued/{self.state.queue_name}")
         self.stats.inc_value("scheduler/enqueued")
         return True
 
@@ -255,7 +232,14 @@ class JobScheduler(JobStateSchedulerMixin, BaseScheduler):
         if fp is not None and not self.state.add_seen(fp):
             self._log_dupe(request)
             return False
-        return self._keep_in_memory(request, "the job state", exc)
+        logger.warning(
+            "Unable to store %s in %s (%s); kept in memory", request, self.state.where, exc
+        )
+        self.stats.inc_value("scheduler/unserializable")
+        self.stats.inc_value("scheduler/enqueued/memory")
+        self.stats.inc_value("scheduler/enqueued")
+        heapq.heappush(self._memory, (-request.priority, next(self._order), request))
+        return True
 
     def _log_dupe(self, request: Request) -> None:
         self.stats.inc_value("dupefilter/filtered")
@@ -265,19 +249,30 @@ class JobScheduler(JobStateSchedulerMixin, BaseScheduler):
 
     def next_request(self) -> Request | None:
         if self._memory:
-            return self._next_from_memory()
+            self.stats.inc_value("scheduler/dequeued/memory")
+            self.stats.inc_value("scheduler/dequeued")
+            return heapq.heappop(self._memory)[2]
+        if not self.state.is_open:
+            return None
         request = None
         while request is None:
             row = self.state.lease_next()
             if row is None:
                 return None
             request = self._decode(*row)
-        self.stats.inc_value("scheduler/dequeued/disk")
+        self.stats.inc_value(f"scheduler/dequeued/{self.state.queue_name}")
         self.stats.inc_value("scheduler/dequeued")
         return request
 
-    def __len__(self) -> int:
-        return self.state.queued + len(self._memory)
-
-    def queue_sizes(self) -> dict[str, int]:
-        return {"disk": self.state.queued, "memory": len(self._memory), "leased": self.state.leased}
+    def _decode(self, lease: Any, data: str) -> Request | None:
+        """The stored request, or None when it is given up (never imports anything)."""
+        try:
+            request = request_from_json(data, self.spider)
+        except UndecodableRequest as exc:
+            self.ledger.undecodable(lease, data, exc)
+            return None
+        if extra := self._run_meta.pop(data, None):
+            request.meta.update(extra)
+        request.meta[LEASE_KEY] = lease
+        self.state.hold(lease, self.ledger.item_id(request))
+        return request

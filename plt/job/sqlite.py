@@ -1,4 +1,5 @@
-"""Crash-safe job state: frontier, seen set, leases, partial items, exports.
+"""The SQLite job store (the default): frontier, seen set, leases, partial
+items, exports and the ledger's record of one job.
 
 One SQLite database in WAL mode inside the job directory. Every change is a
 committed transaction, so a process killed with SIGKILL at any instant leaves
@@ -18,16 +19,19 @@ import logging
 import os
 import sqlite3
 import time
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any, ClassVar
-from weakref import WeakKeyDictionary
+from typing import TYPE_CHECKING, Any
 
 import ujson
 
 from plt.job import itemsfile
 from plt.job.frontier import FrontierRecord
+from plt.job.itemsfile import DEFAULT_ID_FIELD, ITEMS_FILE
 from plt.job.itemsrecord import FAILED, GIVEN_UP, LEASED, QUEUED, ItemsRecord
+from plt.job.store import JobStore
+
+if TYPE_CHECKING:
+    from scrapy.crawler import Crawler
 from plt.job.jobdir import (
     JobStateError,
     check_jobdir,
@@ -44,10 +48,10 @@ from plt.job.sqlrecord import LEDGER_SCHEMA, LedgerRecord
 
 logger = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 1
+# Version 2 names item ids item_id (version 1: product_id); see _migrate.
+SCHEMA_VERSION = 2
 STATE_FILE = "plt-state.sqlite"
 LOCK_FILE = "plt.lock"
-ITEMS_FILE = "items.jsonl"
 # Files a run writes to; each must be writable when it exists.
 JOB_FILES = (LOCK_FILE, ITEMS_FILE, STATE_FILE, STATE_FILE + "-wal", STATE_FILE + "-shm")
 # Meta values a resumed job relies on, and the type each must have.
@@ -66,63 +70,71 @@ CREATE TABLE IF NOT EXISTS requests (
     fp TEXT UNIQUE,
     state INTEGER NOT NULL,
     priority INTEGER NOT NULL,
-    product_id INTEGER,
+    item_id INTEGER,
     data TEXT
 );
 CREATE INDEX IF NOT EXISTS requests_next ON requests (state, priority DESC, id);
-CREATE INDEX IF NOT EXISTS requests_product ON requests (product_id);
-CREATE TABLE IF NOT EXISTS pending (product_id INTEGER PRIMARY KEY, data TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS exported (product_id INTEGER PRIMARY KEY);
+CREATE INDEX IF NOT EXISTS requests_item ON requests (item_id);
+CREATE TABLE IF NOT EXISTS pending (item_id INTEGER PRIMARY KEY, data TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS exported (item_id INTEGER PRIMARY KEY);
 """
     + LEDGER_SCHEMA
 )
 
 
-class JobState(FrontierRecord, ItemsRecord, LedgerRecord):
-    """The state of one job, shared by the scheduler, the spider and the exporter."""
+class SQLiteJobStore(FrontierRecord, ItemsRecord, LedgerRecord, JobStore):
+    """The job in ``<JOBDIR>/plt-state.sqlite``; in memory without a JOBDIR."""
 
-    _by_crawler: ClassVar[WeakKeyDictionary[Any, JobState]] = WeakKeyDictionary()
-
-    def __init__(self, jobdir: str | Path | None, *, reset: bool = False) -> None:
-        self.jobdir = Path(jobdir) if jobdir else None
-        self.reset = reset
+    def __init__(
+        self,
+        jobdir: str | Path | None,
+        *,
+        reset: bool = False,
+        id_field: str = DEFAULT_ID_FIELD,
+    ) -> None:
+        super().__init__(jobdir, reset=reset)
+        self.id_field = id_field
         self.db: sqlite3.Connection | None = None
         self._lock_fd: int | None = None
         self.queued = 0
         self.leased = 0
         self.given_up = 0
         self.failed = 0  # given up by the ledger
-        self.requeued_on_open = 0
-        # Set once the state is open: a failed write then stops the crawl
-        # (through on_error) instead of raising at the writer.
-        self.ready = False
-        self.write_error: JobStateError | None = None
-        self.on_error: Callable[[JobStateError], None] | None = None
-        self.repaired_bytes = 0
-        self.resumed = False
 
     @classmethod
-    def for_crawler(cls, crawler: Any) -> JobState:
-        """One JobState per crawler, created on first use from its settings.
-
-        With PLT_DISTRIBUTED it is the Redis-backed state of plt.distributed.
-        """
-        state = cls._by_crawler.get(crawler)
-        if state is None:
-            settings = crawler.settings
-            if settings.getbool("PLT_DISTRIBUTED"):
-                # Imported here: redis is needed only in this mode.
-                from plt.distributed.state import RedisJobState
-
-                state = RedisJobState.from_crawler(crawler)
-            else:
-                state = cls(settings.get("JOBDIR"), reset=settings.getbool("PLT_JOB_RESET"))
-            cls._by_crawler[crawler] = state
-        return state
+    def from_crawler(cls, crawler: Crawler) -> SQLiteJobStore:
+        settings = crawler.settings
+        return cls(
+            settings.get("JOBDIR"),
+            reset=settings.getbool("PLT_JOB_RESET"),
+            id_field=settings.get("PLT_JOB_ITEM_ID_FIELD") or DEFAULT_ID_FIELD,
+        )
 
     @property
-    def items_path(self) -> Path | None:
-        return self.jobdir / ITEMS_FILE if self.jobdir else None
+    def is_open(self) -> bool:
+        return self.db is not None
+
+    def opened_line(self) -> str:
+        if not self.resumed:
+            return f"New job in {self.jobdir}"
+        return (
+            f"Resuming job {self.jobdir}: {self.exported_count()} items done, "
+            f"{self.pending_count()} partial items, {self.queued} requests queued "
+            f"({self.requeued_on_open} of them in flight or failed when it stopped)."
+        )
+
+    def queued_count(self) -> int:
+        return self.queued
+
+    def leased_count(self) -> int:
+        return self.leased
+
+    def given_up_count(self) -> int:
+        return self.given_up
+
+    def idle(self) -> bool:
+        # A leased row at the end of a run is a failure kept for the next one.
+        return self.queued == 0
 
     @property
     def state_path(self) -> Path:
@@ -173,14 +185,15 @@ class JobState(FrontierRecord, ItemsRecord, LedgerRecord):
         # only fall behind the file, and reconciliation catches it up.
         self.db.execute("PRAGMA synchronous=NORMAL")
         if self.resumed:
-            check_schema(self.db, path, SCHEMA_VERSION)
+            check_schema(self.db, path, SCHEMA_VERSION, upgradable=(1,))
+            _migrate(self.db)
         self.db.executescript(_SCHEMA)
         self._init_meta()
         check_meta(self.db, path, _META_TYPES)
         items = self.jobdir / ITEMS_FILE
         try:
             self.repaired_bytes, new_ids = itemsfile.reconcile(
-                items, self.get_meta("items_offset", 0)
+                items, self.get_meta("items_offset", 0), self.id_field
             )
         except itemsfile.ItemsFileError as exc:
             raise JobStateError(f"{exc} " + way_out(self.jobdir)) from None
@@ -220,14 +233,6 @@ class JobState(FrontierRecord, ItemsRecord, LedgerRecord):
         self.given_up = counts.get(GIVEN_UP, 0)
         self.failed = counts.get(FAILED, 0)
 
-    def fail(self, error: JobStateError) -> None:
-        """A write failed: write nothing more, and let the crawl stop (on_error)."""
-        if self.write_error is not None:
-            return
-        self.write_error = error
-        if self.on_error is not None:
-            self.on_error(error)
-
     def close(self) -> None:
         if self.db is not None:
             self.db.close()
@@ -252,3 +257,17 @@ class JobState(FrontierRecord, ItemsRecord, LedgerRecord):
         self.db.execute(
             "INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (key, ujson.dumps(value))
         )
+
+
+def _migrate(db: sqlite3.Connection) -> None:
+    """A job of schema version 1 (ids named product_id) is renamed in place."""
+    row = db.execute("SELECT value FROM meta WHERE key='schema'").fetchone()
+    if row is None or row[0] != "1":
+        return
+    with db:
+        db.execute("BEGIN")
+        db.execute("DROP INDEX IF EXISTS requests_product")
+        for table in ("requests", "pending", "exported"):
+            db.execute(f"ALTER TABLE {table} RENAME COLUMN product_id TO item_id")
+        db.execute("UPDATE meta SET value=? WHERE key='schema'", (str(SCHEMA_VERSION),))
+    logger.info("Job state upgraded from schema version 1 to %d", SCHEMA_VERSION)

@@ -1,4 +1,4 @@
-"""The ledger's record in a job's SQLite state (part of JobState).
+"""The ledger's record in a job's SQLite state (part of SQLiteJobStore).
 
 Per request: how many runs it failed in, and its last error. Per item id the
 listing showed: whether it is still to do, withdrawn or given up (exported
@@ -113,7 +113,7 @@ class LedgerRecord:
         """The item is in the items file already: its open leases are settled."""
         assert self.db is not None
         cur = self.db.execute(
-            "UPDATE requests SET state=?, data=NULL WHERE product_id=? AND state=?",
+            "UPDATE requests SET state=?, data=NULL WHERE item_id=? AND state=?",
             (SETTLED, item_id, LEASED),
         )
         self.leased -= cur.rowcount
@@ -149,41 +149,41 @@ class LedgerRecord:
         q = self.db.execute
         shown = q("SELECT COUNT(*) FROM shown").fetchone()[0]
         exported = q(
-            "SELECT COUNT(*) FROM shown s JOIN exported e ON e.product_id = s.item_id"
+            "SELECT COUNT(*) FROM shown s JOIN exported e ON e.item_id = s.item_id"
         ).fetchone()[0]
         fates = dict(
             q(
                 "SELECT s.fate, COUNT(*) FROM shown s WHERE NOT EXISTS "
-                "(SELECT 1 FROM exported e WHERE e.product_id = s.item_id) GROUP BY s.fate"
+                "(SELECT 1 FROM exported e WHERE e.item_id = s.item_id) GROUP BY s.fate"
             ).fetchall()
         )
         # An item to do is failed for now when it has a kept request (or a
         # partial item waiting for one); not fetched when only queued ones.
         to_do = (
             "FROM shown s WHERE s.fate=0 AND NOT EXISTS "
-            "(SELECT 1 FROM exported e WHERE e.product_id = s.item_id)"
+            "(SELECT 1 FROM exported e WHERE e.item_id = s.item_id)"
         )
         kept = q(
             f"SELECT COUNT(*) {to_do} AND (EXISTS (SELECT 1 FROM requests r WHERE "
-            f"r.product_id = s.item_id AND r.state={LEASED}) OR EXISTS (SELECT 1 FROM pending p "
-            "WHERE p.product_id = s.item_id))"
+            f"r.item_id = s.item_id AND r.state={LEASED}) OR EXISTS (SELECT 1 FROM pending p "
+            "WHERE p.item_id = s.item_id))"
         ).fetchone()[0]
         queued = q(
             f"SELECT COUNT(*) {to_do} AND EXISTS (SELECT 1 FROM requests r WHERE "
-            f"r.product_id = s.item_id AND r.state={QUEUED}) AND NOT EXISTS (SELECT 1 FROM "
-            f"requests r WHERE r.product_id = s.item_id AND r.state={LEASED})"
+            f"r.item_id = s.item_id AND r.state={QUEUED}) AND NOT EXISTS (SELECT 1 FROM "
+            f"requests r WHERE r.item_id = s.item_id AND r.state={LEASED})"
         ).fetchone()[0]
         counts = dict(q("SELECT state, COUNT(*) FROM requests GROUP BY state").fetchall())
         # A request given up whose item was exported all the same (a stock
         # lookup: the item goes without it) leaves nothing missing.
         failed = q(
             "SELECT COUNT(*) FROM requests r WHERE r.state=? AND NOT EXISTS "
-            "(SELECT 1 FROM exported e WHERE e.product_id = r.product_id)",
+            "(SELECT 1 FROM exported e WHERE e.item_id = r.item_id)",
             (FAILED,),
         ).fetchone()[0]
         left = fates.get(TO_DO, 0)
         others = q(
-            "SELECT COUNT(*) FROM requests WHERE product_id IS NULL AND state IN (?, ?)",
+            "SELECT COUNT(*) FROM requests WHERE item_id IS NULL AND state IN (?, ?)",
             (QUEUED, LEASED),
         ).fetchone()[0]
         return Account(

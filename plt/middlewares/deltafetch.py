@@ -20,7 +20,7 @@ from scrapy import Request
 from scrapy_deltafetch.middleware import DeltaFetch
 
 from plt import compat
-from plt.job.sqlite import JobState
+from plt.job.store import JobStore, job_store
 
 if TYPE_CHECKING:
     from scrapy import Spider
@@ -33,18 +33,18 @@ logger = logging.getLogger(__name__)
 class _ExportedKeys:
     """The ``db`` DeltaFetch consults: product ids (as bytes) already exported."""
 
-    def __init__(self, state: JobState) -> None:
+    def __init__(self, state: JobStore) -> None:
         self.state = state
 
     def __contains__(self, key: bytes) -> bool:
-        return key.isdigit() and self.state.db is not None and self.state.is_exported(int(key))
+        return key.isdigit() and self.state.is_open and self.state.is_exported(int(key))
 
 
 class ExportedDeltaFetch(DeltaFetch):
     @classmethod
     def from_crawler(cls, crawler: Crawler) -> ExportedDeltaFetch:
         mw = super().from_crawler(crawler)
-        mw.db = _ExportedKeys(JobState.for_crawler(crawler))
+        mw.db = _ExportedKeys(job_store(crawler))
         return mw
 
     def spider_opened(self, spider: Spider) -> None:

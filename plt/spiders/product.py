@@ -26,7 +26,7 @@ from plt.config import check_retailer
 from plt.job.ledger import KEPT, Ledger
 from plt.job.policy import MAY_PASS, Verdict, classify, classify_status
 from plt.job.scheduler import DEDUPE_SCOPE_KEY, LEASE_KEY
-from plt.job.sqlite import JobState
+from plt.job.store import JobStore, job_store
 from plt.middlewares.headonly import ResponseTooLarge
 from plt.middlewares.redirects import SAME_QUERY_KEY
 from plt.parsing import (
@@ -81,13 +81,16 @@ class ProductSpider(scrapy.Spider):
     @classmethod
     def from_crawler(cls, crawler: Any, *args: Any, **kwargs: Any) -> ProductSpider:
         spider = super().from_crawler(crawler, *args, **kwargs)
-        spider.job = JobState.for_crawler(crawler)
         spider.ledger = Ledger.for_crawler(crawler)
         spider._crawl_date = None
         return spider
 
-    # Read when used: add-ons (the embedded demo retailer) set SHOP_URL after
-    # the spider is created.
+    # Read when used: add-ons set the job store (PLT_JOB_STORE) and the
+    # embedded demo retailer's SHOP_URL after the spider is created.
+    @property
+    def job(self) -> JobStore:
+        return job_store(self.crawler)
+
     @property
     def shop_url(self) -> str:
         return self.settings.get("SHOP_URL") or ""
@@ -104,7 +107,7 @@ class ProductSpider(scrapy.Spider):
         # On a resumed job this request is a duplicate and is dropped: the
         # frontier comes back from the job state instead. Unless the last run found
         # no listing there: then it is asked for again, at today's SHOP_URL.
-        again = self.job.db is not None and bool(self.job.get_meta(FIRST_LISTING_FAILED))
+        again = self.job.is_open and bool(self.job.get_meta(FIRST_LISTING_FAILED))
         request = self.listing_request(1)
         yield request.replace(dont_filter=True) if again else request
 
@@ -166,7 +169,7 @@ class ProductSpider(scrapy.Spider):
             if listing.total is None and not listing.product_ids:
                 what = f"{response.status}, no product tiles, no total count"
                 self.not_a_listing(response.request, response.url, what)
-            if self.job.db is not None and self.job.get_meta(FIRST_LISTING_FAILED):
+            if self.job.is_open and self.job.get_meta(FIRST_LISTING_FAILED):
                 self.job.set_meta(FIRST_LISTING_FAILED, False)
         if pages is None:
             if listing.total is None:
@@ -175,7 +178,7 @@ class ProductSpider(scrapy.Spider):
             else:
                 pages = page_count(listing.total, len(listing.product_ids) or PER_PAGE)
                 self.crawler.stats.set_value("plt/products/total", listing.total)
-                if self.job.db is not None:  # kept for the progress of later runs
+                if self.job.is_open:  # kept for the progress of later runs
                     self.job.set_meta(LISTING_TOTAL_META, listing.total)
                 self.ledger.announce(listing.total, pages)
                 logger.info("%d products on %d listing pages", listing.total, pages)
@@ -200,10 +203,10 @@ class ProductSpider(scrapy.Spider):
         if response.status in (404, 410):
             stats.inc_value("plt/product/withdrawn")
             self.ledger.failed(response.request, classify_status(response.status))
-            if self.job.db is not None:
+            if self.job.is_open:
                 self.job.set_meta(WITHDRAWN_META, (self.job.get_meta(WITHDRAWN_META) or 0) + 1)
             return
-        if self.job.db is not None and self.job.is_exported(product_id):
+        if self.job.is_open and self.job.is_exported(product_id):
             # A page leased when a run died, whose product was exported since.
             stats.inc_value("plt/product/already_exported")
             return
@@ -310,7 +313,7 @@ class ProductSpider(scrapy.Spider):
         Its request is given up and the job remembers it, so the next run asks for
         the first page again, at the SHOP_URL it is given then."""
         lease_id = request.meta.get(LEASE_KEY) if request is not None else None
-        if self.job.db is not None:
+        if self.job.is_open:
             self.job.set_meta(FIRST_LISTING_FAILED, True)
             if lease_id is not None:
                 self.job.settle(lease_id)
@@ -326,7 +329,7 @@ class ProductSpider(scrapy.Spider):
     def restore_job_figures(self) -> None:
         """What earlier runs of the job did, for a progress that counts the whole job."""
         job, stats = self.job, self.crawler.stats
-        if job.db is None:
+        if not job.is_open:
             return
         total = job.get_meta(LISTING_TOTAL_META)
         if total is not None and stats.get_value("plt/products/total") is None:
