@@ -15,7 +15,6 @@ from plt.distributed.addon import DistributedAddon
 from plt.distributed.keeper import LeaseKeeper
 from plt.distributed.state import STORE_PATH, RedisJobState, job_name, worker_name
 from plt.errors import ConfigError
-from plt.job.sqlite import SQLiteJobStore
 from plt.job.store import job_store
 from tests.conftest import run_crawl
 
@@ -73,17 +72,6 @@ def test_job_state_is_the_redis_one(tmp_path):
         }
     )
     assert isinstance(job_store(crawler), RedisJobState)
-
-
-def test_without_the_add_on_the_job_store_is_sqlite(tmp_path):
-    crawler = get_crawler(settings_dict={"JOBDIR": str(tmp_path)})
-    assert isinstance(job_store(crawler), SQLiteJobStore)
-
-
-def test_a_job_store_setting_that_names_no_store_is_a_config_error(tmp_path):
-    crawler = get_crawler(settings_dict={"PLT_JOB_STORE": "os.system"})
-    with pytest.raises(ConfigError, match="is not a job store"):
-        job_store(crawler)
 
 
 @pytest.mark.parametrize(

@@ -2,7 +2,8 @@
 
 Every case crawls its own small demo retailer (a fault's hit counts belong to
 one shop) until the job ends, and checks the exit statuses and the items
-against the ground truth.
+against the ground truth, with each job store: SQLite in JOBDIR, and Redis
+(one distributed worker, whose JOBDIR gets the merged items).
 """
 
 from __future__ import annotations
@@ -15,24 +16,42 @@ import pytest
 
 from plt.commands.crawl import JOB_GIVEN_UP_EXIT, JOB_INCOMPLETE_EXIT
 from plt.job.crash import ENV, EXIT_STATUS
+from plt.job.itemsfile import ITEMS_FILE
 from plt.job.jobdir import FAILED_FILE
-from plt.job.sqlite import ITEMS_FILE
 from plt.shop.catalog import ShopConfig
 from plt.shop.process import ShopProcess
 from plt.verify import compare, read_items
 from tests.conftest import PROJECT, crawl_argv, crawl_env, runs
 
+pytest_plugins = ("tests.redis_server",)
+
 SMALL = {"products": 100, "seed": 3, "page_bytes": 20_000, "transient_error_rate": 0.0}
+# Leases of a worker killed by a crash point expire quickly, so that its
+# restart (a new process under the same name) gets them back.
+REDIS_LEASE_SECONDS = 2
+_backend_settings: list[str] = []
+
+
+@pytest.fixture(params=["sqlite", "redis"], autouse=True)
+def backend(request, tmp_path):
+    """Every test runs with each job store."""
+    _backend_settings.clear()
+    if request.param == "redis":
+        server = request.getfixturevalue("redis_server")
+        _backend_settings.extend([
+            "PLT_DISTRIBUTED=True", f"REDIS_URL={server.url}", f"PLT_REDIS_JOB={tmp_path.name}",
+            "PLT_WORKER_NAME=w", f"PLT_LEASE_SECONDS={REDIS_LEASE_SECONDS}",
+        ])  # fmt: skip
+    yield request.param
+    _backend_settings.clear()
 
 
 def crawl(jobdir: Path, url: str, *settings: str, crash: str | None = None):
     env = crawl_env()
     if crash:
         env[ENV] = crash
-    return subprocess.run(
-        crawl_argv(jobdir, url, *settings), cwd=PROJECT, env=env, capture_output=True,
-        text=True, timeout=300,
-    )  # fmt: skip
+    argv = crawl_argv(jobdir, url, *_backend_settings, *settings)
+    return subprocess.run(argv, cwd=PROJECT, env=env, capture_output=True, text=True, timeout=300)
 
 
 def exact(shop: ShopProcess, jobdir: Path, tmp_path: Path) -> bool:

@@ -27,7 +27,7 @@ from scrapy_redis.connection import get_redis_from_settings
 
 from plt.distributed.ledger import RedisLedgerRecord
 from plt.distributed.store import SCHEMA_VERSION, CrawlStatus, JobKeys, LeaseStore, safe_name
-from plt.job import itemsfile
+from plt.job import crash, itemsfile
 from plt.job.itemsfile import DEFAULT_ID_FIELD, ITEMS_FILE
 from plt.job.jobdir import JobStateError
 from plt.job.store import JobStore
@@ -226,7 +226,10 @@ class RedisJobState(RedisLedgerRecord, JobStore):
     ) -> bool:
         if replaces is not None:
             self.held.pop(replaces, None)
-        return self.store.push(fp, priority, data, replaces, seed)
+        added = self.store.push(fp, priority, data, replaces, seed)
+        if added:
+            crash.point("after_store")
+        return added
 
     def add_seen(self, fp: str) -> bool:
         return bool(self.server.sadd(self.keys.seen, fp))
@@ -236,6 +239,7 @@ class RedisJobState(RedisLedgerRecord, JobStore):
             lease, data = row
             if data is not None:
                 self.held[lease] = None
+                crash.point("after_lease")
                 return lease, data
             self.store.settle([lease])  # settled by another worker meanwhile
         return None
