@@ -134,3 +134,23 @@ def test_the_default_store_is_sqlite(tmp_path):
 def test_a_store_setting_that_names_no_store_is_a_config_error(path):
     with pytest.raises(ConfigError, match="PLT_JOB_STORE"):
         job_store(get_crawler(settings_dict={"PLT_JOB_STORE": path}))
+
+
+def test_the_job_layer_imports_no_backend_and_no_spider():
+    import ast
+    from pathlib import Path
+
+    import plt.job
+
+    for path in Path(plt.job.__file__).parent.glob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom):
+                names = [node.module or ""]
+            elif isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            else:
+                continue
+            for name in names:
+                assert not name.startswith(
+                    ("plt.distributed", "redis", "plt.spiders", "plt.shop")
+                ), f"{path.name} imports {name}"

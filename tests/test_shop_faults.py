@@ -231,6 +231,17 @@ def test_redirect_loop_for_the_first_wall_hits() -> None:
     assert stats["redirect_loop_302"] == 2 and stats["canonical_301"] == 2
 
 
+def test_a_walled_product_meets_no_redirect_loop_after_the_wall() -> None:
+    # Both faults outlast a run: stacked, they would use up a crawl's attempts.
+    config = dataclasses.replace(BASE, product_wall_rate=1.0, redirect_loop_rate=1.0, wall_hits=1)
+    product = Catalog(config).product_at(3)
+    with ShopProcess(config) as shop:
+        assert fetch(shop.url + product.path, opener=OPENER)[0] == 403
+        status, _, body = fetch(shop.url + product.path, opener=OPENER)
+        assert status == 200 and shown_id(body) == product.product_id
+        assert shop.stats()["redirect_loop_302"] == 0
+
+
 def test_a_listing_page_first_redirects_to_page_1() -> None:
     config = dataclasses.replace(BASE, listing_reset_rate=1.0)
     with ShopProcess(config) as shop:

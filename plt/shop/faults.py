@@ -12,7 +12,10 @@ one before it has lifted:
   403 forbidden (always), 403 wall (``wall_hits``), 429 (one), 503 (one),
   404 withdrawn (always), 302 to a URL that redirects back (``wall_hits``),
   another product's page (one), a price that does not parse (one), a body cut
-  short (one).
+  short (one). A product meets at most one of the two faults that can outlast
+  a run (the wall and the loop): stacked, they would take more runs than a
+  crawl's attempts (PLT_JOB_MAX_ATTEMPTS), and the product could not be told
+  from one that must be given up (``expected_failures``).
 - stock API: 503 for its first ``stock_down_requests`` requests (any URL), 429
   (one), 503 (one).
 
@@ -124,7 +127,10 @@ class Faults:
             return exc
         if product.withdrawn:
             return web.HTTPNotFound(text="This product is no longer available\n")
-        if self._first("loop", "product", pid, cfg.redirect_loop_rate, cfg.wall_hits):
+        walled = self.catalog.has_fault("wall", "product", pid, cfg.product_wall_rate)
+        if not walled and self._first(
+            "loop", "product", pid, cfg.redirect_loop_rate, cfg.wall_hits
+        ):
             # The alias answers 301 back to this URL: A -> B -> A.
             alias = self.catalog.alias_path(product)
             return self._served("redirect_loop_302", web.HTTPFound(alias))
