@@ -1,8 +1,8 @@
 """Partial items and the export record of a job's SQLite state (part of SQLiteJobStore).
 
-A product page's fields wait here for their stock answer; a product counts as
-exported once its line is flushed to the items file, and the same transaction
-settles its leases and drops its partial item.
+An item's fields gathered so far wait here for its last request (a partial
+item); an item counts as exported once its line is flushed to the items file,
+and the same transaction settles its leases and drops its partial item.
 """
 
 from __future__ import annotations

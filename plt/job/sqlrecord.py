@@ -174,8 +174,9 @@ class LedgerRecord:
             f"requests r WHERE r.item_id = s.item_id AND r.state={LEASED})"
         ).fetchone()[0]
         counts = dict(q("SELECT state, COUNT(*) FROM requests GROUP BY state").fetchall())
-        # A request given up whose item was exported all the same (a stock
-        # lookup: the item goes without it) leaves nothing missing.
+        # A request given up whose item was exported all the same (one of
+        # several requests an item needs, that it can go without) leaves
+        # nothing missing.
         failed = q(
             "SELECT COUNT(*) FROM requests r WHERE r.state=? AND NOT EXISTS "
             "(SELECT 1 FROM exported e WHERE e.item_id = r.item_id)",
