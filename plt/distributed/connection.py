@@ -1,0 +1,89 @@
+"""The worker's Redis connection: an outage is ridden out, then the worker stops.
+
+redis-py retries a command that meets a connection error (Redis restarting,
+a network blip) with exponential backoff, here for up to
+``PLT_REDIS_OUTAGE_SECONDS`` (60 by default): within that nothing fails and
+one warning says Redis is unreachable, one line says it is back. Past it, the
+error reaches the job store, which stops the worker cleanly (exit status 2):
+its leases are left to expire, so another worker, or this one started again,
+fetches them.
+
+The retries sleep in the crawl's thread: while Redis is away, the worker
+waits for it, as it would for any write of its job state.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from redis import Redis
+from redis.backoff import ExponentialBackoff
+from redis.exceptions import BusyLoadingError, ConnectionError, TimeoutError
+from redis.retry import Retry
+
+logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+DEFAULT_OUTAGE_SECONDS = 60.0
+# A dead host must not hold a command for the kernel's TCP timeout.
+CONNECT_TIMEOUT = 5.0
+SOCKET_TIMEOUT = 30.0
+_RETRYABLE = (ConnectionError, TimeoutError, BusyLoadingError, OSError)
+
+
+class OutageRetry(Retry):
+    """redis-py's Retry, bounded by time rather than by a count of attempts."""
+
+    def __init__(self, outage_seconds: float) -> None:
+        super().__init__(ExponentialBackoff(cap=1.0, base=0.05), -1, _RETRYABLE)
+        self.outage_seconds = outage_seconds
+        self.down_since: float | None = None
+
+    def call_with_retry(
+        self,
+        do: Callable[[], T],
+        fail: Callable[..., Any],
+        is_retryable: Callable[[Exception], bool] | None = None,
+        with_failure_count: bool = False,
+    ) -> T:
+        self._backoff.reset()
+        failures = 0
+        while True:
+            try:
+                result = do()
+            except _RETRYABLE as error:
+                if is_retryable and not is_retryable(error):
+                    raise
+                failures += 1
+                fail(error, failures) if with_failure_count else fail(error)
+                now = time.monotonic()
+                if self.down_since is None:
+                    self.down_since = now
+                    logger.warning(
+                        "Redis is unreachable (%s); waiting for it for up to %.0f s "
+                        "(PLT_REDIS_OUTAGE_SECONDS)",
+                        error,
+                        self.outage_seconds,
+                    )
+                if now - self.down_since >= self.outage_seconds:
+                    raise
+                time.sleep(self._backoff.compute(failures))
+            else:
+                if self.down_since is not None:
+                    logger.warning("Redis is back after %.1f s", time.monotonic() - self.down_since)
+                    self.down_since = None
+                return result
+
+
+def redis_client(url: str, outage_seconds: float = DEFAULT_OUTAGE_SECONDS) -> Redis:
+    """A client for REDIS_URL whose commands ride out an outage of ``outage_seconds``."""
+    return Redis.from_url(
+        url,
+        retry=OutageRetry(outage_seconds),
+        socket_connect_timeout=CONNECT_TIMEOUT,
+        socket_timeout=SOCKET_TIMEOUT,
+    )
