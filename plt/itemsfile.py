@@ -2,7 +2,8 @@
 
 A SIGKILL can leave the last line half written; a later run cuts it off before
 appending. Lines past the offset the job state last recorded were written but
-not yet recorded: their product ids are returned so the state can catch up.
+not yet recorded: their item ids are returned so the state can catch up. The
+item id is the field the job names (PLT_JOB_ITEM_ID_FIELD).
 """
 
 from __future__ import annotations
@@ -15,13 +16,16 @@ import ujson
 logger = logging.getLogger(__name__)
 
 _READ_SIZE = 1 << 20
+DEFAULT_ITEM_ID_FIELD = "product_id"
 
 
 class ItemsFileError(Exception):
     """The items file does not agree with the job state or is not JSON lines."""
 
 
-def reconcile(path: Path, recorded_offset: int) -> tuple[int, list[int]]:
+def reconcile(
+    path: Path, recorded_offset: int, id_field: str = DEFAULT_ITEM_ID_FIELD
+) -> tuple[int, list[int]]:
     """Repair a torn last line and return (bytes cut, ids written after the offset)."""
     if not path.exists():
         if recorded_offset:
@@ -51,7 +55,7 @@ def reconcile(path: Path, recorded_offset: int) -> tuple[int, list[int]]:
             lines = (tail + chunk).split(b"\n")
             tail = lines.pop()
             for line in lines:
-                ids.append(_product_id(path, line, offset))
+                ids.append(_item_id(path, line, offset, id_field))
                 offset += len(line) + 1
         if tail:
             f.truncate(offset)
@@ -63,20 +67,20 @@ def reconcile(path: Path, recorded_offset: int) -> tuple[int, list[int]]:
     return len(tail), ids
 
 
-def product_id_of(line: bytes) -> int | None:
-    """The product id of an items-file line, or None when it is not a product item."""
+def item_id_of(line: bytes, id_field: str = DEFAULT_ITEM_ID_FIELD) -> int | None:
+    """The item id of an items-file line, or None when it has none."""
     try:
-        product_id = ujson.loads(line)["product_id"]
+        item_id = ujson.loads(line)[id_field]
     except (ValueError, TypeError, KeyError):
         return None
-    return product_id if isinstance(product_id, int) else None
+    return item_id if isinstance(item_id, int) else None
 
 
-def _product_id(path: Path, line: bytes, offset: int) -> int:
-    product_id = product_id_of(line)
-    if product_id is None:
+def _item_id(path: Path, line: bytes, offset: int, id_field: str) -> int:
+    item_id = item_id_of(line, id_field)
+    if item_id is None:
         raise ItemsFileError(
-            f"The items file {path} has a line at byte {offset} that is not a "
-            f"product item: {line[:80]!r}."
+            f"The items file {path} has a line at byte {offset} that is not an "
+            f"item with an integer {id_field!r}: {line[:80]!r}."
         )
-    return product_id
+    return item_id

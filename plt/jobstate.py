@@ -78,14 +78,26 @@ CREATE TABLE IF NOT EXISTS exported (product_id INTEGER PRIMARY KEY);
 )
 
 
+def item_id_field(settings: Any) -> str:
+    """The item field that identifies an item for the job layer."""
+    return settings.get("PLT_JOB_ITEM_ID_FIELD") or itemsfile.DEFAULT_ITEM_ID_FIELD
+
+
 class JobState(FrontierRecord, ItemsRecord, LedgerRecord):
     """The state of one job, shared by the scheduler, the spider and the exporter."""
 
     _by_crawler: ClassVar[WeakKeyDictionary[Any, JobState]] = WeakKeyDictionary()
 
-    def __init__(self, jobdir: str | Path | None, *, reset: bool = False) -> None:
+    def __init__(
+        self,
+        jobdir: str | Path | None,
+        *,
+        reset: bool = False,
+        item_field: str = itemsfile.DEFAULT_ITEM_ID_FIELD,
+    ) -> None:
         self.jobdir = Path(jobdir) if jobdir else None
         self.reset = reset
+        self.item_field = item_field  # the id of an items-file line (PLT_JOB_ITEM_ID_FIELD)
         self.db: sqlite3.Connection | None = None
         self._lock_fd: int | None = None
         self.queued = 0
@@ -116,7 +128,11 @@ class JobState(FrontierRecord, ItemsRecord, LedgerRecord):
 
                 state = RedisJobState.from_crawler(crawler)
             else:
-                state = cls(settings.get("JOBDIR"), reset=settings.getbool("PLT_JOB_RESET"))
+                state = cls(
+                    settings.get("JOBDIR"),
+                    reset=settings.getbool("PLT_JOB_RESET"),
+                    item_field=item_id_field(settings),
+                )
             cls._by_crawler[crawler] = state
         return state
 
@@ -180,7 +196,7 @@ class JobState(FrontierRecord, ItemsRecord, LedgerRecord):
         items = self.jobdir / ITEMS_FILE
         try:
             self.repaired_bytes, new_ids = itemsfile.reconcile(
-                items, self.get_meta("items_offset", 0)
+                items, self.get_meta("items_offset", 0), self.item_field
             )
         except itemsfile.ItemsFileError as exc:
             raise JobStateError(f"{exc} " + way_out(self.jobdir)) from None

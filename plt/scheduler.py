@@ -179,7 +179,7 @@ class JobScheduler(JobStateSchedulerMixin, BaseScheduler):
         self.stats.set_value("plt/job/requeued", state.requeued_on_open)
         if state.get_meta("finished", False):
             logger.info(
-                "Job %s is finished: %d products in %s. Nothing to do "
+                "Job %s is finished: %d items in %s. Nothing to do "
                 "(-s PLT_JOB_RESET=1 starts it over).",
                 state.jobdir,
                 state.exported_count(),
@@ -194,7 +194,7 @@ class JobScheduler(JobStateSchedulerMixin, BaseScheduler):
             return
         if state.resumed:
             logger.info(
-                "Resuming job %s: %d products done, %d partial items, %d requests queued "
+                "Resuming job %s: %d items done, %d partial items, %d requests queued "
                 "(%d of them in flight or failed when it stopped).",
                 state.jobdir,
                 state.exported_count(),
@@ -221,7 +221,7 @@ class JobScheduler(JobStateSchedulerMixin, BaseScheduler):
             state.set_meta("finished", True)
         if state.jobdir is not None:
             logger.info(
-                "Job %s %s: %d products in %s",
+                "Job %s %s: %d items in %s",
                 state.jobdir,
                 "finished" if finished else f"stopped ({reason})",
                 state.exported_count(),
@@ -240,9 +240,9 @@ class JobScheduler(JobStateSchedulerMixin, BaseScheduler):
             data = request_to_json(request, self.spider)
         except (ValueError, TypeError, OverflowError) as exc:
             return self._enqueue_memory(request, fp, exc)
-        product_id = self.ledger.item_id(request)
+        item_id = self.ledger.item_id(request)
         replaces = request.meta.get(LEASE_KEY)  # a retry or redirect of a leased request
-        if not self.state.add_request(fp, request.priority, data, product_id, replaces):
+        if not self.state.add_request(fp, request.priority, data, item_id, replaces):
             self._log_dupe(request)
             return False
         self._stash(request, data)

@@ -95,7 +95,7 @@ def cut_items(jobdir: Path) -> Path:
         (old_version, "schema version 0"),
         (set_meta("items_offset", '"abc"'), "items_offset='\"abc\"' that is not a number"),
         (set_meta("started_at", "{garbage"), "started_at='{garbage' that is not valid"),
-        (bad_items, "not a product item"),
+        (bad_items, "not an item with an integer 'product_id'"),
         (cut_items, "truncated or replaced"),
     ],
 )

@@ -20,6 +20,14 @@ def test_lines_after_the_recorded_offset_are_returned(tmp_path):
     assert reconcile(path, len(LINE1 + LINE2)) == (0, [])
 
 
+def test_the_item_id_is_the_field_the_job_names(tmp_path):
+    path = tmp_path / "items.jsonl"
+    path.write_bytes(b'{"sku": 5, "product_id": 1}\n{"sku": 6}\n')
+    assert reconcile(path, 0, "sku") == (0, [5, 6])
+    with pytest.raises(ItemsFileError, match="not an item with an integer 'product_id'"):
+        reconcile(path, 0)
+
+
 def test_torn_last_line_is_cut(tmp_path):
     path = tmp_path / "items.jsonl"
     path.write_bytes(LINE1 + LINE2[:10])
@@ -31,8 +39,8 @@ def test_torn_last_line_is_cut(tmp_path):
     ("content", "offset", "words"),
     [
         (LINE1, 100, "fewer than"),
-        (LINE1 + b"garbage\n", 0, "not a product item"),
-        (LINE1 + b'{"name": "no id"}\n', 0, "not a product item"),
+        (LINE1 + b"garbage\n", 0, "not an item with an integer 'product_id'"),
+        (LINE1 + b'{"name": "no id"}\n', 0, "not an item with an integer 'product_id'"),
         (LINE1 + LINE2, 5, "no line ends at byte 5"),
     ],
 )

@@ -21,6 +21,7 @@ from scrapy_redis.scheduler import Scheduler
 
 from plt.distributed.merge import finish_job
 from plt.distributed.state import RedisJobState
+from plt.job.ledger import Ledger
 from plt.jobstate import JobState, JobStateError
 from plt.requestcodec import LEASE_KEY, request_from_json, request_to_json, run_meta
 from plt.scheduler import JobStateSchedulerMixin, scoped_fingerprint
@@ -61,6 +62,7 @@ class LeaseQueue(PriorityQueue):
         state = JobState.for_crawler(spider.crawler)
         assert isinstance(state, RedisJobState)
         self.state = state
+        self.ledger = Ledger.for_crawler(spider.crawler)
 
     def _encode_request(self, request: Request) -> str:
         return request_to_json(request, self.spider)
@@ -102,8 +104,7 @@ class LeaseQueue(PriorityQueue):
 
     def hold(self, lease: str, request: Request) -> None:
         request.meta[LEASE_KEY] = lease
-        product_id = request.cb_kwargs.get("product_id")
-        self.state.held[lease] = product_id if isinstance(product_id, int) else None
+        self.state.held[lease] = self.ledger.item_id(request)
 
     def clear(self) -> None:
         self.state.store.reset()

@@ -29,7 +29,7 @@ from scrapy_redis.connection import get_redis_from_settings
 from plt import itemsfile
 from plt.distributed.ledger import RedisLedgerRecord
 from plt.distributed.store import SCHEMA_VERSION, CrawlStatus, JobKeys, LeaseStore, safe_name
-from plt.jobstate import ITEMS_FILE, JobState, JobStateError
+from plt.jobstate import ITEMS_FILE, JobState, JobStateError, item_id_field
 
 if TYPE_CHECKING:
     from scrapy.crawler import Crawler
@@ -66,7 +66,11 @@ def worker_items_file(worker: str) -> str:
 class RedisJobState(RedisLedgerRecord, JobState):
     def __init__(self, crawler: Crawler) -> None:
         settings = crawler.settings
-        super().__init__(settings.get("JOBDIR"), reset=settings.getbool("PLT_JOB_RESET"))
+        super().__init__(
+            settings.get("JOBDIR"),
+            reset=settings.getbool("PLT_JOB_RESET"),
+            item_field=item_id_field(settings),
+        )
         self.settings = settings
         self.job = job_name(settings)
         self.worker = worker_name(settings)
@@ -166,7 +170,7 @@ class RedisJobState(RedisLedgerRecord, JobState):
             return
         offset = int(self.server.hget(self.keys.offsets, self.worker) or 0)
         try:
-            self.repaired_bytes, ids = itemsfile.reconcile(path, offset)
+            self.repaired_bytes, ids = itemsfile.reconcile(path, offset, self.item_field)
         except itemsfile.ItemsFileError as exc:
             self.close()
             raise JobStateError(f"{exc} Start the crawl over with -s PLT_JOB_RESET=1.") from None

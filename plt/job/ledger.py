@@ -18,15 +18,16 @@ import logging
 from typing import TYPE_CHECKING, Any, ClassVar
 from weakref import WeakKeyDictionary
 
-from scrapy import signals
+from itemadapter import ItemAdapter
+from scrapy import Request, signals
 
+from plt.itemsfile import DEFAULT_ITEM_ID_FIELD as DEFAULT_ITEM_ID_FIELD
 from plt.job.policy import MAY_PASS, PERMANENT, WITHDRAWN, Verdict, classify
 from plt.jobdir import record_failed
-from plt.jobstate import JobState
+from plt.jobstate import JobState, item_id_field
 from plt.requestcodec import KEEP_LEASE_KEY, LEASE_KEY, request_to_json
 
 if TYPE_CHECKING:
-    from scrapy import Request
     from scrapy.crawler import Crawler
     from scrapy.http import Response
     from twisted.python.failure import Failure
@@ -36,7 +37,6 @@ logger = logging.getLogger(__name__)
 # Fates, as the ledger returns them.
 SETTLED, KEPT, GIVEN_UP = "settled", "kept", "given_up"
 DEFAULT_MAX_ATTEMPTS = 3
-DEFAULT_ITEM_ID_FIELD = "product_id"
 # What SQLite stores as an integer: a larger id is no id the job can keep.
 _ID_RANGE = range(-(2**63), 2**63)
 
@@ -49,7 +49,7 @@ class Ledger:
         self.crawler = crawler
         self.state = JobState.for_crawler(crawler)
         self.max_attempts = max(1, settings.getint("PLT_JOB_MAX_ATTEMPTS", DEFAULT_MAX_ATTEMPTS))
-        self.item_field = settings.get("PLT_JOB_ITEM_ID_FIELD") or DEFAULT_ITEM_ID_FIELD
+        self.item_field = item_id_field(settings)
         crawler.signals.connect(self.item_dropped, signal=signals.item_dropped)
         crawler.signals.connect(self.item_error, signal=signals.item_error)
 
@@ -69,11 +69,12 @@ class Ledger:
     def open(self) -> bool:
         return self.state.db is not None
 
-    def item_id(self, obj: Request | dict[str, Any]) -> int | None:
-        """The item id a request works for, or an item's own."""
-        value = obj.get(self.item_field) if isinstance(obj, dict) else None
-        if value is None and not isinstance(obj, dict):
+    def item_id(self, obj: Any) -> int | None:
+        """The item id a request works for, or an item's own (a dict, an Item, a dataclass...)."""
+        if isinstance(obj, Request):
             value = obj.cb_kwargs.get(self.item_field)
+        else:
+            value = ItemAdapter(obj).get(self.item_field) if ItemAdapter.is_item(obj) else None
         if isinstance(value, bool) or not isinstance(value, int) or value not in _ID_RANGE:
             return None
         return value
@@ -94,9 +95,13 @@ class Ledger:
             self.state.settle_item(item_id)
 
     def item_dropped(self, item: Any, response: Response, exception: Exception) -> None:
-        # A pipeline decided the item's fate: its request is done.
+        # A pipeline decided the item's fate: its request is done. A request with
+        # no item id of its own may have yielded more items: the LeaseMiddleware
+        # settles it once all of them are durable.
         self.stats.inc_value("plt/job/item_dropped")
-        self.settle(getattr(response, "request", None))
+        request = getattr(response, "request", None)
+        if request is not None and self.item_id(request) is not None:
+            self.settle(request)
 
     def item_error(self, item: Any, response: Response, failure: Failure) -> None:
         request = getattr(response, "request", None)
@@ -126,6 +131,9 @@ class Ledger:
         return self._give_up(request, verdict, detail, attempts=1)
 
     def _keep(self, request: Request, verdict: Verdict, detail: str) -> str:
+        if request.meta.get(KEEP_LEASE_KEY):
+            # Kept already in this run (its items may fail one by one): one attempt a run.
+            return KEPT
         lease = request.meta.get(LEASE_KEY)
         request.meta[KEEP_LEASE_KEY] = True  # no answer settles it in this run
         attempts = self.state.record_attempt(lease, detail) if lease is not None else 1
