@@ -20,6 +20,14 @@ def test_lines_after_the_recorded_offset_are_returned(tmp_path):
     assert reconcile(path, len(LINE1 + LINE2)) == (0, [])
 
 
+def test_the_item_id_is_the_field_the_job_names(tmp_path):
+    path = tmp_path / "items.jsonl"
+    path.write_bytes(b'{"sku": 5, "product_id": 1}\n{"sku": 6}\n')
+    assert reconcile(path, 0, "sku") == (0, [5, 6])
+    with pytest.raises(ItemsFileError, match="without an integer 'product_id'"):
+        reconcile(path, 0)
+
+
 def test_torn_last_line_is_cut(tmp_path):
     path = tmp_path / "items.jsonl"
     path.write_bytes(LINE1 + LINE2[:10])
@@ -46,11 +54,3 @@ def test_damage_is_reported(tmp_path, content, offset, words):
 def test_missing_file_with_recorded_exports(tmp_path):
     with pytest.raises(ItemsFileError, match="missing"):
         reconcile(tmp_path / "items.jsonl", 10)
-
-
-def test_the_id_field_is_named_by_the_job(tmp_path):
-    path = tmp_path / "items.jsonl"
-    path.write_bytes(b'{"sku": 5, "name": "a"}\n{"sku": 9}\n')
-    assert reconcile(path, 0, "sku") == (0, [5, 9])
-    with pytest.raises(ItemsFileError, match="without an integer 'product_id'"):
-        reconcile(path, 0)

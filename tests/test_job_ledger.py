@@ -39,10 +39,8 @@ def test_a_failure_that_may_pass_is_kept_then_given_up_after_max_attempts(tmp_pa
     assert "kept for the next run (attempt 1 of 3)" in caplog.text
     # Two more runs: the attempts are the job's, not the request's.
     for run, fate in ((2, KEPT), (3, GIVEN_UP)):
-        ledger.state.close()
-        state = SQLiteJobStore(tmp_path)
-        state.open()
-        ledger.state = state
+        state.close()
+        ledger, state = setup(tmp_path, PLT_JOB_MAX_ATTEMPTS=3)  # the next run
         lease, _ = state.lease_next()
         request = Request("http://shop.test/p-7", cb_kwargs={"product_id": 7},
                           meta={LEASE_KEY: lease})  # fmt: skip
@@ -95,6 +93,49 @@ def test_a_dropped_item_settles_its_request(tmp_path):
     request = leased(state, 7)
     ledger.item_dropped({"product_id": 7}, Response(request.url, request=request), Exception())
     assert state.leased == 0
+
+
+def test_a_dropped_item_leaves_a_request_without_an_item_id_to_the_lease_middleware(tmp_path):
+    from scrapy.http import Response
+
+    # A listing page whose tiles are the items: its other items may not be written yet.
+    ledger, state = setup(tmp_path)
+    request = leased(state, None)
+    ledger.item_dropped({"product_id": 7}, Response(request.url, request=request), Exception())
+    assert state.leased == 1
+
+
+def test_the_item_id_is_the_field_the_job_names_whatever_the_item_type(tmp_path):
+    from dataclasses import dataclass
+
+    from scrapy import Field, Item
+
+    @dataclass
+    class Tile:
+        sku: int
+
+    class TileItem(Item):
+        sku = Field()
+
+    ledger, _ = setup(tmp_path, PLT_JOB_ITEM_ID_FIELD="sku")
+    assert ledger.item_id({"sku": 3}) == 3
+    assert ledger.item_id(Tile(sku=4)) == 4
+    assert ledger.item_id(TileItem(sku=5)) == 5
+    assert ledger.item_id({"product_id": 3}) is None
+    assert ledger.item_id(Request("http://shop.test/", cb_kwargs={"sku": 6})) == 6
+    assert ledger.item_id(Request("http://shop.test/", cb_kwargs={"product_id": 6})) is None
+    assert ledger.item_id("not an item") is None
+
+
+def test_a_request_failing_twice_in_a_run_counts_one_attempt(tmp_path):
+    # Each of a response's items may fail (item_error): one run, one attempt.
+    ledger, state = setup(tmp_path, PLT_JOB_MAX_ATTEMPTS=2)
+    request = leased(state, None)
+    for _ in range(3):
+        assert ledger.failed(request, TimeoutError()) == KEPT
+    assert state.attempts(request.meta[LEASE_KEY]) == 1
+    assert ledger.stats.get_value("plt/job/kept") == 1
+    assert state.failed == 0
 
 
 def test_an_item_id_too_large_for_the_job_is_no_id(tmp_path):

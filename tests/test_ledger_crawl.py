@@ -67,7 +67,7 @@ def test_a_listing_wall_that_lifts_exits_3_naming_what_is_missing_then_finishes(
         assert first.returncode == JOB_INCOMPLETE_EXIT, first.stderr[-3000:]
         assert "products?page=2 failed for now (HTTP 403)" in first.stderr
         assert "about 48 items on them, not shown yet" in first.stderr
-        assert "48 products missing (48 on listing pages not read yet)" in first.stderr
+        assert "48 items missing (48 on listing pages not read yet)" in first.stderr
         second = crawl(tmp_path / "job", shop.url)
         assert second.returncode == 0, second.stderr[-3000:]
         assert exact(shop, tmp_path / "job", tmp_path)

@@ -82,12 +82,12 @@ def test_a_finished_job(tmp_path):
     ext, jobdir = make(tmp_path)
     (jobdir / "items.jsonl").write_text("{}\n" * 2991)
     stats = {"finish_reason": "finished", "item_scraped_count": 1891}
-    assert ext.lines(stats)[2] == "  products  2,991 in the job, 1,891 of them new this run"
+    assert ext.lines(stats)[2] == "  exported  2,991 in the job, 1,891 of them new this run"
     lines = ext.lines({**stats, "plt/products/total": 3000})
     assert lines == [
         "  job       product-2026-11-27 (profile 512mb)",
         "  state     finished",
-        "  products  2,991 in the job (3,000 listed), 1,891 of them new this run",
+        "  exported  2,991 in the job (3,000 listed), 1,891 of them new this run",
         f"  items     {jobdir / 'items.jsonl'}",
     ]
 
@@ -130,7 +130,7 @@ def test_the_chart_is_named_only_when_drawn_in_this_run(tmp_path):
         ({"finish_reason": "finished", "plt/job/incomplete": 2, "plt/job/failed/http_403": 2,
           "plt/job/missing": 50, "plt/job/missing/failed_for_now": 2,
           "plt/job/missing/on_unread_pages": 48},
-         "incomplete: 2 requests failed for now (retried for http_403 x2); 50 products missing "
+         "incomplete: 2 requests failed for now (retried for http_403 x2); 50 items missing "
          "(2 failed for now, 48 on listing pages not read yet)",
          "retry them with the same command: scrapy crawl product"),
         ({"finish_reason": "finished", "plt/job/given_up_end": 3},
@@ -214,7 +214,7 @@ def test_a_stopped_then_resumed_job_ends_with_its_summary(shop, tmp_path):
     new = runs(tmp_path)[-1]["item_scraped_count"]
     assert tail[1] == "  state     stopped: CLOSESPIDER_ITEMCOUNT 40 reached"
     assert tail[2] == (
-        f"  products  {count_lines(items):,} in the job (300 listed), {new:,} of them new this run"
+        f"  exported  {count_lines(items):,} in the job (300 listed), {new:,} of them new this run"
     )
     assert tail[-1].startswith("  next      resume with the same command: python -m scrapy crawl")
     assert "CLOSESPIDER_ITEMCOUNT=40" in tail[-1]
@@ -228,7 +228,7 @@ def test_a_stopped_then_resumed_job_ends_with_its_summary(shop, tmp_path):
     assert count_lines(items) == total
     new = stats["item_scraped_count"]
     assert 0 < new < total
-    assert tail[2] == f"  products  {total:,} in the job (300 listed), {new:,} of them new this run"
+    assert tail[2] == f"  exported  {total:,} in the job (300 listed), {new:,} of them new this run"
     assert tail[-1] == f"  memory    {tmp_path / 'memory.svg'}"
     # Scrapy's own line counts this run only; the summary says which is which.
     assert f"Stored jsonl feed ({new} items)" in second.stderr
@@ -246,6 +246,6 @@ def test_a_stopped_then_resumed_job_ends_with_its_summary(shop, tmp_path):
     assert third.returncode == 0, third.stderr[-3000:]
     tail = summary_of(third.stderr)
     assert tail[1] == "  state     finished"
-    assert tail[2].startswith(f"  products  {total:,} in the job") and tail[2].endswith(
+    assert tail[2].startswith(f"  exported  {total:,} in the job") and tail[2].endswith(
         "0 of them new this run"
     )

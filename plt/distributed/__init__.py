@@ -5,8 +5,9 @@ Switched on with ``-s PLT_DISTRIBUTED=True -s REDIS_URL=redis://host:port/db``
 
 * store, lua: the crawl's keys in Redis and the atomic steps on them
   (enqueue-unless-seen, lease, settle, export, renew, requeue on expiry).
-* state: the worker's job state (JobState's interface, kept in Redis).
-* scheduler: scrapy-redis' scheduler, queue and dupe filter with leases.
+* state: the Redis job store (plt.job.store's interface), PLT_JOB_STORE in this mode.
+* ledger, account: the ledger's record in Redis, and the items by fate.
+* connection: a Redis client that rides out an outage.
 * keeper: renews leases, requeues those of dead workers, keeps idle workers
   open while the crawl has requests anywhere.
 * merge: the job's items.jsonl from the workers' files, each product once.

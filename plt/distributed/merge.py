@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from plt.job.itemsfile import ITEMS_FILE, item_id_of
+from plt.job.itemsfile import DEFAULT_ID_FIELD, ITEMS_FILE, item_id_of
 
 if TYPE_CHECKING:
     from scrapy.settings import BaseSettings
@@ -52,8 +52,13 @@ def worker_files(jobdir: Path) -> list[Path]:
     return sorted(jobdir.glob(WORKER_FILES))
 
 
-def merge_items(sources: list[Path], out: Path, expected: int | None = None) -> MergeResult:
-    """Write ``out`` from ``sources``; not written if fewer than ``expected`` products."""
+def merge_items(
+    sources: list[Path],
+    out: Path,
+    expected: int | None = None,
+    id_field: str = DEFAULT_ID_FIELD,
+) -> MergeResult:
+    """Write ``out`` from ``sources``; not written if fewer than ``expected`` items."""
     result = MergeResult(out=out, sources=list(sources))
     seen: set[int] = set()
     tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
@@ -67,7 +72,7 @@ def merge_items(sources: list[Path], out: Path, expected: int | None = None) -> 
                         if not line.endswith(b"\n"):
                             result.torn += 1  # a killed worker's half-written last line
                             continue
-                        product_id = _product_id(src, line, here)
+                        product_id = _item_id(src, line, here, id_field)
                         if product_id in seen:
                             result.duplicates += 1
                             continue
@@ -85,11 +90,13 @@ def merge_items(sources: list[Path], out: Path, expected: int | None = None) -> 
         tmp.unlink(missing_ok=True)
 
 
-def _product_id(path: Path, line: bytes, offset: int) -> int:
-    product_id = item_id_of(line)
-    if product_id is None:
-        raise MergeError(f"{path}: the line at byte {offset} is not a product item: {line[:80]!r}")
-    return product_id
+def _item_id(path: Path, line: bytes, offset: int, id_field: str) -> int:
+    item_id = item_id_of(line, id_field)
+    if item_id is None:
+        raise MergeError(
+            f"{path}: the line at byte {offset} has no integer {id_field!r}: {line[:80]!r}"
+        )
+    return item_id
 
 
 def finish_job(
@@ -108,7 +115,9 @@ def finish_job(
         logger.info("Crawl %s %s: %d products exported", state.job, outcome, exported)
         return None
     out = state.jobdir / ITEMS_FILE
-    result = merge_items(worker_files(state.jobdir), out, expected=exported)
+    result = merge_items(
+        worker_files(state.jobdir), out, expected=exported, id_field=state.id_field
+    )
     if result.written:
         logger.info(
             "Crawl %s %s: %d products in %s (merged from %d worker files, "

@@ -1,9 +1,9 @@
-"""The last lines of a run: the job's state, its products, what to run next.
+"""The last lines of a run: the job's state, its items, what to run next.
 
 Scrapy dumps its stats when the spider closes (StatsCollector.close_spider,
 after the spider_closed signal); ``engine_stopped`` comes after that, so a
 summary logged there is the last thing a run prints, and what an 80x24
-terminal shows. It counts the whole job, not only this run: the products are
+terminal shows. It counts the whole job, not only this run: the items are
 the lines of the job's ``items.jsonl``.
 """
 
@@ -99,7 +99,7 @@ MISSING_CAUSES = {
 
 
 def missing_causes(stats: dict[str, Any]) -> str:
-    """Products missing, by cause (the ledger's plt/job/missing/... stats)."""
+    """Items missing, by cause (the ledger's plt/job/missing/... stats)."""
     found = [(stats.get(f"plt/job/missing/{k}") or 0, text) for k, text in MISSING_CAUSES.items()]
     return ", ".join(f"{n:,} {text}" for n, text in found if n)
 
@@ -177,7 +177,7 @@ class JobSummary:
             state = f"incomplete: {failed:,} request{plural} failed for now"
             state += f" (retried for {causes})" if causes else " (network or server errors)"
             if missing := stats.get("plt/job/missing"):
-                state += f"; {missing:,} products missing ({missing_causes(stats)})"
+                state += f"; {missing:,} items missing ({missing_causes(stats)})"
             if "DNSLookupError" in causes:
                 return state, f"check the host in SHOP_URL, then {again}"
             return state, again.replace("resume", "retry them")
@@ -208,13 +208,13 @@ class JobSummary:
         new = stats.get("item_scraped_count") or 0
         in_job = ("?" if total is None else f"{total:,}") + " in the job"
         if listed := stats.get("plt/products/total"):
-            # Withdrawn products are listed but never in the items.
+            # Withdrawn items are listed but never in the items file.
             in_job += f" ({listed:,} listed)"
         profile = self.settings.get("PROFILE") or "none"
         lines = [
             f"  job       {self.jobdir.name} (profile {profile})",
             f"  state     {state}",
-            f"  products  {in_job}, {new:,} of them new this run",
+            f"  exported  {in_job}, {new:,} of them new this run",
             f"  items     {short_path(items)}",
         ]
         chart = self.jobdir / memsamples.CHART_FILE

@@ -18,7 +18,8 @@ import logging
 from typing import TYPE_CHECKING, Any, ClassVar
 from weakref import WeakKeyDictionary
 
-from scrapy import signals
+from itemadapter import ItemAdapter
+from scrapy import Request, signals
 
 from plt.job.itemsfile import DEFAULT_ID_FIELD as DEFAULT_ITEM_ID_FIELD
 from plt.job.jobdir import record_failed
@@ -27,7 +28,6 @@ from plt.job.requestcodec import KEEP_LEASE_KEY, LEASE_KEY, request_to_json
 from plt.job.store import JobStore, job_store
 
 if TYPE_CHECKING:
-    from scrapy import Request
     from scrapy.crawler import Crawler
     from scrapy.http import Response
     from twisted.python.failure import Failure
@@ -74,11 +74,12 @@ class Ledger:
     def open(self) -> bool:
         return self.state.is_open
 
-    def item_id(self, obj: Request | dict[str, Any]) -> int | None:
-        """The item id a request works for, or an item's own."""
-        value = obj.get(self.item_field) if isinstance(obj, dict) else None
-        if value is None and not isinstance(obj, dict):
+    def item_id(self, obj: Any) -> int | None:
+        """The item id a request works for, or an item's own (a dict, an Item, a dataclass...)."""
+        if isinstance(obj, Request):
             value = obj.cb_kwargs.get(self.item_field)
+        else:
+            value = ItemAdapter(obj).get(self.item_field) if ItemAdapter.is_item(obj) else None
         if isinstance(value, bool) or not isinstance(value, int) or value not in _ID_RANGE:
             return None
         return value
@@ -99,9 +100,13 @@ class Ledger:
             self.state.settle_item(item_id)
 
     def item_dropped(self, item: Any, response: Response, exception: Exception) -> None:
-        # A pipeline decided the item's fate: its request is done.
+        # A pipeline decided the item's fate: its request is done. A request with
+        # no item id of its own may have yielded more items: the LeaseMiddleware
+        # settles it once all of them are durable.
         self.stats.inc_value("plt/job/item_dropped")
-        self.settle(getattr(response, "request", None))
+        request = getattr(response, "request", None)
+        if request is not None and self.item_id(request) is not None:
+            self.settle(request)
 
     def item_error(self, item: Any, response: Response, failure: Failure) -> None:
         request = getattr(response, "request", None)
@@ -131,6 +136,9 @@ class Ledger:
         return self._give_up(request, verdict, detail, attempts=1)
 
     def _keep(self, request: Request, verdict: Verdict, detail: str) -> str:
+        if request.meta.get(KEEP_LEASE_KEY):
+            # Kept already in this run (its items may fail one by one): one attempt a run.
+            return KEPT
         lease = request.meta.get(LEASE_KEY)
         request.meta[KEEP_LEASE_KEY] = True  # no answer settles it in this run
         attempts = self.state.record_attempt(lease, detail) if lease is not None else 1

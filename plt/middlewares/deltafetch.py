@@ -1,11 +1,11 @@
-"""scrapy-deltafetch on current Scrapy, keyed by exported products.
+"""scrapy-deltafetch on current Scrapy, keyed by exported items.
 
 scrapy-deltafetch 2.1.0 has only a synchronous ``process_spider_output`` (which
 Scrapy >= 2.16 refuses) and marks a key when the spider yields an item, before
 the pipelines and the feed have written it. This subclass keeps its settings
 (DELTAFETCH_ENABLED), its request keys (``meta["deltafetch_key"]``, here the
-product id) and its stats, streams the output asynchronously, and looks keys
-up in the job state's export record, which is written only once a product's
+item id, in decimal) and its stats, streams the output asynchronously, and looks
+keys up in the job state's export record, which is written only once an item's
 line is flushed to the items file. The record belongs to the job directory:
 a new day's job (a new JOBDIR) starts with none.
 """
@@ -31,7 +31,7 @@ logger = logging.getLogger(__name__)
 
 
 class _ExportedKeys:
-    """The ``db`` DeltaFetch consults: product ids (as bytes) already exported."""
+    """The ``db`` DeltaFetch consults: item ids (as bytes) already exported."""
 
     def __init__(self, state: JobStore) -> None:
         self.state = state
