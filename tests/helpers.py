@@ -6,8 +6,11 @@ import asyncio
 import subprocess
 import urllib.error
 import urllib.request
+from collections import deque
 from collections.abc import AsyncIterator, Iterable
+from types import SimpleNamespace
 from typing import Any
+from unittest import mock
 
 from scrapy.http import Response
 
@@ -59,3 +62,39 @@ def fetch(
     except urllib.error.HTTPError as exc:
         with exc:
             return exc.code, dict(exc.headers), exc.read()
+
+
+class FakeSlot:
+    """A download slot: its concurrency and its queue."""
+
+    def __init__(self, concurrency: int) -> None:
+        self.concurrency = concurrency
+        self.queue: deque[Any] = deque()
+
+
+class FakeDownloader:
+    """Two slots and one request in flight; records the slots whose queue was started."""
+
+    def __init__(self, total: int, per_slot: int) -> None:
+        self.total_concurrency = total
+        self.slots = {"shop.example": FakeSlot(per_slot), "api.example": FakeSlot(per_slot)}
+        self.active: set[Any] = {"a request in flight"}
+        self.processed: list[FakeSlot] = []
+
+    def _process_queue(self, slot: FakeSlot) -> None:
+        self.processed.append(slot)
+
+
+class FakeEngine:
+    """The parts of Scrapy's engine that the memory governor reaches."""
+
+    def __init__(self, total: int, per_slot: int) -> None:
+        self.downloader = FakeDownloader(total, per_slot)
+        self.paused = False
+        self._slot = SimpleNamespace(nextcall=mock.Mock())
+
+    def pause(self) -> None:
+        self.paused = True
+
+    def unpause(self) -> None:
+        self.paused = False
