@@ -28,7 +28,6 @@ from plt.shop.pages import (
     render_product_prefix,
 )
 from plt.shop.process import ShopProcess, ShopProcessError
-from plt.shop.server import negotiate
 from tests.conftest import FAULTY_SHOP
 from tests.helpers import fetch
 
@@ -307,17 +306,6 @@ def test_default_size_shop() -> None:
 def test_start_failure_reports_stderr() -> None:
     with pytest.raises(ShopProcessError, match="not a loopback address"):
         ShopProcess(SMALL, host="10.1.2.3").start()
-
-
-def test_negotiate_picks_the_shops_preference_among_what_is_accepted() -> None:
-    preferred = ["br", "zstd", "gzip", "deflate"]
-    assert negotiate("gzip, deflate, br, zstd", preferred) == "br"
-    assert negotiate("gzip, deflate", preferred) == "gzip"
-    assert negotiate("gzip;q=0, deflate", preferred) == "deflate"
-    assert negotiate("", preferred) == "identity"
-    assert negotiate("*", ["zstd"]) == "zstd"
-    assert negotiate("gzip;q=0, *", ["gzip", "deflate"]) == "deflate"
-    assert negotiate("br", ["gzip"]) == "identity"
 
 
 def test_page_body_encodings_decode_to_the_page() -> None:
