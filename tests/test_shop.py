@@ -28,6 +28,7 @@ from plt.shop.pages import (
     render_product_prefix,
 )
 from plt.shop.process import ShopProcess, ShopProcessError
+from plt.shop.truth import expected_counts, expected_item, expected_items
 from tests.conftest import FAULTY_SHOP
 from tests.helpers import fetch
 
@@ -114,9 +115,9 @@ def test_cli_options_round_trip() -> None:
 
 
 def test_determinism_and_ids(catalog: Catalog) -> None:
-    items = list(catalog.expected_items("http://x"))
-    assert items == list(Catalog(SMALL).expected_items("http://x"))
-    other = list(Catalog(dataclasses.replace(SMALL, seed=8)).expected_items("http://x"))
+    items = list(expected_items(catalog, "http://x"))
+    assert items == list(expected_items(Catalog(SMALL), "http://x"))
+    other = list(expected_items(Catalog(dataclasses.replace(SMALL, seed=8)), "http://x"))
     assert items != other
     ids = [p.product_id for p in catalog.products()]
     assert ids == sorted(set(ids)) and ids != list(range(1, len(ids) + 1))
@@ -130,7 +131,7 @@ def test_determinism_and_ids(catalog: Catalog) -> None:
 
 
 def test_small_shop_covers_every_case(catalog: Catalog) -> None:
-    summary = catalog.summary()
+    summary = expected_counts(catalog)
     assert summary["listed"] == 200 and summary["listing_pages"] == 5
     for key in ("withdrawn", "sold_out", "discounted", "missing_active"):
         assert summary[key] > 0, key
@@ -175,7 +176,7 @@ def test_product_page_shape(shop: ShopProcess, catalog: Catalog) -> None:
     sel = Selector(text=body.decode())
     assert sel.css('link[rel="canonical"]::attr(href)').get() == product.path
     item = parse_product(body, shop.url + product.path)
-    assert item == {k: v for k, v in catalog.expected_item(product, shop.url).items() if k in item}
+    assert item == {k: v for k, v in expected_item(catalog, product, shop.url).items() if k in item}
     assert item["old_price"] > item["current_price"]
     sold_out = find(catalog, withdrawn=False, sold_out=True)
     status, _, body = fetch_retrying(shop.url + sold_out.path)
@@ -267,7 +268,7 @@ def test_full_crawl_matches_ground_truth(tmp_path: Any) -> None:
             next_url = shop.url + nxt if nxt else None
         stats = shop.stats()
         truth_file = shop.write_ground_truth(tmp_path / "truth.jsonl")
-        expected = list(catalog.expected_items(shop.url))
+        expected = list(expected_items(catalog, shop.url))
     truth = [json.loads(line) for line in truth_file.read_text().splitlines()]
     assert truth == expected
     assert sorted(items, key=lambda i: i["product_id"]) == expected
