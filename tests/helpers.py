@@ -12,7 +12,12 @@ from types import SimpleNamespace
 from typing import Any
 from unittest import mock
 
-from scrapy.http import Response
+from scrapy import Request
+from scrapy.http import HtmlResponse, Response
+from scrapy.utils.test import get_crawler
+
+from plt.spiders.product import ProductSpider
+from tests.conftest import data_file
 
 
 def collect(agen: AsyncIterator[Any]) -> list[Any]:
@@ -22,6 +27,27 @@ def collect(agen: AsyncIterator[Any]) -> list[Any]:
         return [x async for x in agen]
 
     return asyncio.run(drain())
+
+
+def product_spider() -> ProductSpider:
+    """A product spider whose job state is open (in memory) and whose stats are open."""
+    settings = {"SHOP_URL": "http://shop.test:8800", "STOCK_API_URL": "http://stock.test"}
+    crawler = get_crawler(ProductSpider, settings)
+    crawler.stats.open_spider()
+    spider = ProductSpider.from_crawler(crawler)
+    spider.job.open()
+    return spider
+
+
+def html(request: Request, name: str, status: int = 200) -> HtmlResponse:
+    """The page of tests/data/``name``, as the answer to ``request``."""
+    return HtmlResponse(request.url, body=data_file(name), status=status, request=request)
+
+
+def empty_page(request: Request, status: int = 200) -> HtmlResponse:
+    """A page with neither product tiles nor a total count: an anti-bot page, say."""
+    body = b"<html><body><p>Please verify you are a human.</p></body></html>"
+    return HtmlResponse(request.url, body=body, status=status, request=request)
 
 
 def spider_output(mw: Any, response: Response, outputs: Iterable[Any]) -> list[Any]:
