@@ -16,6 +16,7 @@ from scrapy import Request
 from scrapy.http import HtmlResponse, Response
 from scrapy.utils.test import get_crawler
 
+from plt.shop.catalog import Catalog, Product
 from plt.spiders.product import ProductSpider
 from tests.conftest import data_file
 
@@ -124,3 +125,11 @@ class FakeEngine:
 
     def unpause(self) -> None:
         self.paused = False
+
+
+def find(catalog: Catalog, **wanted: Any) -> Product:
+    """The demo retailer's first product with the attributes ``wanted``."""
+    for product in catalog.products():
+        if all(getattr(product, k) == v for k, v in wanted.items()):
+            return product
+    raise AssertionError(f"no product with {wanted}")

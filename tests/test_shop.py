@@ -30,7 +30,7 @@ from plt.shop.pages import (
 from plt.shop.process import ShopProcess, ShopProcessError
 from plt.shop.truth import expected_counts, expected_item, expected_items
 from tests.conftest import FAULTY_SHOP
-from tests.helpers import fetch
+from tests.helpers import fetch, find
 
 # The end-to-end tests' faulty shop, smaller: 200 products show every case.
 SMALL = dataclasses.replace(FAULTY_SHOP, products=200, page_bytes=20_000, sold_out_rate=0.08)
@@ -80,13 +80,6 @@ def shop() -> Any:
 @pytest.fixture(scope="module")
 def catalog() -> Catalog:
     return Catalog(SMALL)
-
-
-def find(catalog: Catalog, **wanted: Any) -> Any:
-    for product in catalog.products():
-        if all(getattr(product, k) == v for k, v in wanted.items()):
-            return product
-    raise AssertionError(f"no product with {wanted}")
 
 
 def test_config_validation_and_no_faults() -> None:

@@ -7,6 +7,7 @@ import pytest
 from plt.shop.catalog import Catalog
 from plt.shop.truth import expected_counts, expected_failures, expected_item, expected_items
 from tests.conftest import FAULTY_SHOP
+from tests.helpers import find
 
 CONFIG = dataclasses.replace(FAULTY_SHOP, products=200, sold_out_rate=0.08, forbidden_rate=0.03)
 FIELDS = (
@@ -20,12 +21,8 @@ def catalog() -> Catalog:
     return Catalog(CONFIG)
 
 
-def first(catalog: Catalog, **wanted: object):
-    return next(p for p in catalog.products() if all(getattr(p, k) == v for k, v in wanted.items()))
-
-
 def test_an_item_has_the_contracts_fields_and_the_canonical_url(catalog: Catalog) -> None:
-    product = first(catalog, sold_out=False, show_active=True, stock_mode="ok")
+    product = find(catalog, sold_out=False, show_active=True, stock_mode="ok")
     item = expected_item(catalog, product, "http://127.0.0.1:8800/")
     assert tuple(item) == FIELDS  # every field but date, which the crawl sets
     assert item["url"] == f"http://127.0.0.1:8800/product/{product.slug}"
@@ -35,13 +32,13 @@ def test_an_item_has_the_contracts_fields_and_the_canonical_url(catalog: Catalog
 
 
 def test_what_a_page_does_not_show_is_none(catalog: Catalog) -> None:
-    no_active = expected_item(catalog, first(catalog, show_active=False, stock_mode="ok"), "")
+    no_active = expected_item(catalog, find(catalog, show_active=False, stock_mode="ok"), "")
     assert no_active["active_col_num"] is None
     # Its stock is looked up for its first colour.
     assert no_active["stock_jsons"][0]["sku"].startswith(f"{no_active['all_col_nums'][0]}-")
-    assert expected_item(catalog, first(catalog, sold_out=True), "")["current_price"] is None
+    assert expected_item(catalog, find(catalog, sold_out=True), "")["current_price"] is None
     for mode in ("bad", "none"):
-        assert expected_item(catalog, first(catalog, stock_mode=mode), "")["stock_jsons"] is None
+        assert expected_item(catalog, find(catalog, stock_mode=mode), "")["stock_jsons"] is None
 
 
 def test_items_leave_out_the_withdrawn_and_the_forbidden(catalog: Catalog) -> None:
