@@ -1,4 +1,4 @@
-"""Process memory helpers: current RSS, the container's memory limit, malloc_trim.
+"""Process memory helpers: current and peak RSS, the container's memory limit, malloc_trim.
 
 Kept free of Scrapy imports so that benchmarks, extensions and tests can share them.
 """
@@ -45,6 +45,16 @@ def current_rss() -> int:
     if psutil is None:
         raise RuntimeError("psutil is required to read the current RSS")
     return _process().memory_info().rss
+
+
+def ru_maxrss_bytes() -> int | None:
+    """Kernel-reported peak RSS of this process (catches spikes between samples)."""
+    try:
+        import resource
+    except ImportError:  # pragma: no cover - non-unix
+        return None
+    size = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return size if sys.platform == "darwin" else size * 1024  # KB on Linux
 
 
 def _read_limit(path: Path) -> int | None:

@@ -26,6 +26,7 @@ from plt.commands.crawl import (
 )
 from plt.job.sqlite import ITEMS_FILE, LOCK_FILE, STATE_FILE
 from plt.shop.catalog import Catalog, ShopConfig
+from plt.shop.truth import expected_items
 from plt.verify import compare, read_items
 from tests.conftest import PROJECT, crawl_argv, crawl_env, run_crawl, runs
 
@@ -136,7 +137,7 @@ EMBEDDED = {"products": 150, "page_bytes": 20000, "seed": 3, "per_page": 24}
 def embedded_truth(jobdir: Path) -> list[dict]:
     port = int((jobdir / "embedded-shop-port").read_text())
     catalog = Catalog(ShopConfig(**EMBEDDED))
-    return list(catalog.expected_items(f"http://127.0.0.1:{port}"))
+    return list(expected_items(catalog, f"http://127.0.0.1:{port}"))
 
 
 def test_embedded_demo_retailer_when_asked_for(tmp_path):
@@ -173,8 +174,9 @@ def test_kill_9_with_the_embedded_retailer_then_resume(tmp_path):
     assert resumed.returncode == 0, resumed.stderr[-2000:]
     assert "Resuming job" in resumed.stderr
     truth = list(
-        Catalog(ShopConfig(**{**EMBEDDED, "products": 2000})).expected_items(
-            f"http://127.0.0.1:{int((tmp_path / 'embedded-shop-port').read_text())}"
+        expected_items(
+            Catalog(ShopConfig(**{**EMBEDDED, "products": 2000})),
+            f"http://127.0.0.1:{int((tmp_path / 'embedded-shop-port').read_text())}",
         )
     )
     result = compare(read_items(items), truth)

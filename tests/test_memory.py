@@ -119,3 +119,8 @@ def test_tightest_limit() -> None:
     assert memory.tightest_limit(None, 0) is None
     assert memory.tightest_limit() is None
     assert memory.tightest_limit(5, None, 3, 0) == 3
+
+
+def test_ru_maxrss_is_the_peak_not_the_current() -> None:
+    peak = memory.ru_maxrss_bytes()
+    assert peak is not None and peak >= memory.current_rss() * 0.9

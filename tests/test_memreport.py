@@ -20,7 +20,7 @@ from scrapy.utils.test import get_crawler
 
 from plt import memsamples
 from plt.extensions import memreport
-from plt.extensions.memreport import MemoryReport, Sample, decimate, live_objects
+from plt.extensions.memreport import MemoryReport, live_objects
 
 MB = 1024 * 1024
 ROOT = Path(__file__).resolve().parents[1]
@@ -105,12 +105,6 @@ def test_status_line_has_every_part(caplog):
         assert part in msg
 
 
-def test_status_line_without_engine_or_extras():
-    ext, _, _ = make(CONCURRENT_REQUESTS=4)
-    line = ext.status_line(ext.snapshot())
-    assert line == "RSS 100 MiB (peak 100, budget none); concurrency 4"
-
-
 def test_budget_and_concurrency_fallbacks():
     ext, crawler, _ = make(MEMUSAGE_LIMIT_MB=700, CONCURRENT_REQUESTS=12)
     assert (ext.budget_mb(), ext.concurrency()) == (700, 12)
@@ -120,26 +114,19 @@ def test_budget_and_concurrency_fallbacks():
     assert make()[0].budget_mb() is None
 
 
-def test_decimate_keeps_the_higher_of_each_pair():
-    s = [Sample(float(i), rss, 1, None) for i, rss in enumerate([1, 5, 3, 2, 9])]
-    assert [x.rss_mb for x in decimate(s)] == [5, 3, 9]
-
-
-def test_samples_stay_bounded_and_keep_the_peak():
-    ext, _, feed = make(PLT_MEMREPORT_MAX_SAMPLES=10)
-    for i in range(1000):
+def test_samples_go_to_a_bounded_series():
+    ext, crawler, feed = make(PLT_MEMREPORT_MAX_SAMPLES=10)
+    crawler.stats.set_value("plt/memory/concurrency", 6)
+    for i in range(100):
         feed.t += 2
-        feed.rss = (900 if i == 517 else 100 + i % 7) * MB
+        feed.rss = (900 if i == 51 else 100) * MB
         ext.sample()
-        assert len(ext.samples) < 10
-    times = [s.t for s in ext.samples]
-    assert times == sorted(times)
-    assert max(s.rss_mb for s in ext.samples) == 900
+    samples = ext.series.samples
+    assert len(samples) < 10 and ext.series.stride > 1
+    assert max(s.rss_mb for s in samples) == 900
     assert ext.peak_rss == 900 * MB
-    assert ext._stride > 1  # sampling slowed down instead of growing the list
-    ext.sample(force=True)
-    assert len(ext.samples) <= 10
-    assert ext.samples[-1].t == 2000
+    assert {s.concurrency for s in samples} == {6}
+    assert [s.t for s in samples] == sorted(s.t for s in samples)
 
 
 def test_report_files_in_jobdir(tmp_path, caplog):

@@ -9,46 +9,19 @@ from scrapy.utils.test import get_crawler
 from twisted.python.failure import Failure
 
 from plt.errors import ConfigError
+from plt.items import ITEM_FIELDS
 from plt.job import store as job_stores
 from plt.job.scheduler import LEASE_KEY
 from plt.middlewares.headonly import ResponseTooLarge
-from plt.spiders.product import (
-    FIRST_LISTING_FAILED,
-    ITEM_FIELDS,
-    LISTING_PRIORITY,
-    NOT_A_LISTING,
-    PRODUCT_PRIORITY,
-    STOCK_PRIORITY,
-    ProductSpider,
-)
+from plt.spiders.listing import FIRST_LISTING_FAILED, PRODUCT_PRIORITY, STOCK_PRIORITY
+from plt.spiders.product import NOT_A_LISTING, ProductSpider
 from tests.conftest import data_file
-from tests.helpers import collect
+from tests.helpers import collect, empty_page, html, product_spider
 
 
 @pytest.fixture
-def spider(tmp_path):
-    settings = {"SHOP_URL": "http://shop.test:8800", "STOCK_API_URL": "http://stock.test"}
-    crawler = get_crawler(ProductSpider, settings)
-    crawler.stats.open_spider()
-    spider = ProductSpider.from_crawler(crawler)
-    spider.job.open()
-    return spider
-
-
-def html(request: Request, name: str, status: int = 200) -> HtmlResponse:
-    return HtmlResponse(request.url, body=data_file(name), status=status, request=request)
-
-
-def test_priorities_keep_the_frontier_shallow():
-    assert STOCK_PRIORITY > PRODUCT_PRIORITY > LISTING_PRIORITY
-
-
-def test_listing_request(spider):
-    request = spider.listing_request(3, 419)
-    assert request.url == "http://shop.test:8800/products?page=3"
-    assert request.cb_kwargs == {"page": 3, "pages": 419}
-    assert request.priority == LISTING_PRIORITY
-    assert not request.dont_filter
+def spider():
+    return product_spider()
 
 
 def test_product_request_carries_only_the_id(spider):
@@ -69,25 +42,6 @@ def test_stock_request_goes_to_the_stock_api(spider):
 
 def test_start_yields_the_first_listing_page(spider):
     assert [r.url for r in collect(spider.start())] == ["http://shop.test:8800/products?page=1"]
-
-
-def test_first_listing_page_gives_products_and_the_next_page(spider):
-    request = spider.listing_request(1)
-    out = collect(spider.parse_listing(html(request, "listing-1.html"), page=1))
-    assert [r.cb_kwargs for r in out] == [
-        # The next page first, stored whatever becomes of this one. Two tiles
-        # on page 1 of 20,103: the listing's own page size counts.
-        {"page": 2, "pages": 10_052},
-        {"product_id": 17},
-        {"product_id": 23},
-    ]
-    assert spider.crawler.stats.get_value("plt/products/total") == 20_103
-
-
-def test_last_listing_page_ends_the_chain(spider):
-    request = spider.listing_request(419, 419)
-    out = collect(spider.parse_listing(html(request, "listing-last.html"), 419, 419))
-    assert [r.cb_kwargs for r in out] == [{"product_id": 99}]
 
 
 def test_product_then_stock_make_one_item(spider):
@@ -246,11 +200,6 @@ def test_demo_retailer_asked_for_needs_no_shop_url():
     assert not crawler.settings.get("SHOP_URL")  # the add-on sets it once the crawl starts
 
 
-def empty_page(request: Request, status: int = 200) -> HtmlResponse:
-    body = b"<html><body><p>Please verify you are a human.</p></body></html>"
-    return HtmlResponse(request.url, body=body, status=status, request=request)
-
-
 def leased_listing(spider, page: int, pages: int | None = None) -> Request:
     spider.job.add_request(f"fp{page}", 0, "{}", None)
     lease_id, _ = spider.job.lease_next()
@@ -273,20 +222,6 @@ def test_first_listing_page_without_tiles_or_total_stops_the_crawl(spider, caplo
     assert spider.job.get_meta(FIRST_LISTING_FAILED) is True
     (again,) = collect(spider.start())
     assert again.dont_filter and again.url == request.url
-
-
-def test_a_listing_read_again_clears_the_failure(spider):
-    spider.job.set_meta(FIRST_LISTING_FAILED, True)
-    request = spider.listing_request(1)
-    collect(spider.parse_listing(html(request, "listing-1.html"), page=1))
-    assert spider.job.get_meta(FIRST_LISTING_FAILED) is False
-    assert not collect(spider.start())[0].dont_filter
-
-
-def test_a_later_empty_listing_page_does_not_stop_the_crawl(spider):
-    request = spider.listing_request(5, 9)
-    out = collect(spider.parse_listing(empty_page(request), page=5, pages=9))
-    assert [r.cb_kwargs for r in out] == [{"page": 6, "pages": 9}]
 
 
 @pytest.mark.parametrize("status", [404, 400])

@@ -28,9 +28,9 @@ from plt.shop.pages import (
     render_product_prefix,
 )
 from plt.shop.process import ShopProcess, ShopProcessError
-from plt.shop.server import negotiate
+from plt.shop.truth import expected_counts, expected_item, expected_items
 from tests.conftest import FAULTY_SHOP
-from tests.helpers import fetch
+from tests.helpers import fetch, find
 
 # The end-to-end tests' faulty shop, smaller: 200 products show every case.
 SMALL = dataclasses.replace(FAULTY_SHOP, products=200, page_bytes=20_000, sold_out_rate=0.08)
@@ -82,13 +82,6 @@ def catalog() -> Catalog:
     return Catalog(SMALL)
 
 
-def find(catalog: Catalog, **wanted: Any) -> Any:
-    for product in catalog.products():
-        if all(getattr(product, k) == v for k, v in wanted.items()):
-            return product
-    raise AssertionError(f"no product with {wanted}")
-
-
 def test_config_validation_and_no_faults() -> None:
     with pytest.raises(ValueError):
         ShopConfig(products=-1)
@@ -115,9 +108,9 @@ def test_cli_options_round_trip() -> None:
 
 
 def test_determinism_and_ids(catalog: Catalog) -> None:
-    items = list(catalog.expected_items("http://x"))
-    assert items == list(Catalog(SMALL).expected_items("http://x"))
-    other = list(Catalog(dataclasses.replace(SMALL, seed=8)).expected_items("http://x"))
+    items = list(expected_items(catalog, "http://x"))
+    assert items == list(expected_items(Catalog(SMALL), "http://x"))
+    other = list(expected_items(Catalog(dataclasses.replace(SMALL, seed=8)), "http://x"))
     assert items != other
     ids = [p.product_id for p in catalog.products()]
     assert ids == sorted(set(ids)) and ids != list(range(1, len(ids) + 1))
@@ -131,7 +124,7 @@ def test_determinism_and_ids(catalog: Catalog) -> None:
 
 
 def test_small_shop_covers_every_case(catalog: Catalog) -> None:
-    summary = catalog.summary()
+    summary = expected_counts(catalog)
     assert summary["listed"] == 200 and summary["listing_pages"] == 5
     for key in ("withdrawn", "sold_out", "discounted", "missing_active"):
         assert summary[key] > 0, key
@@ -176,7 +169,7 @@ def test_product_page_shape(shop: ShopProcess, catalog: Catalog) -> None:
     sel = Selector(text=body.decode())
     assert sel.css('link[rel="canonical"]::attr(href)').get() == product.path
     item = parse_product(body, shop.url + product.path)
-    assert item == {k: v for k, v in catalog.expected_item(product, shop.url).items() if k in item}
+    assert item == {k: v for k, v in expected_item(catalog, product, shop.url).items() if k in item}
     assert item["old_price"] > item["current_price"]
     sold_out = find(catalog, withdrawn=False, sold_out=True)
     status, _, body = fetch_retrying(shop.url + sold_out.path)
@@ -268,7 +261,7 @@ def test_full_crawl_matches_ground_truth(tmp_path: Any) -> None:
             next_url = shop.url + nxt if nxt else None
         stats = shop.stats()
         truth_file = shop.write_ground_truth(tmp_path / "truth.jsonl")
-        expected = list(catalog.expected_items(shop.url))
+        expected = list(expected_items(catalog, shop.url))
     truth = [json.loads(line) for line in truth_file.read_text().splitlines()]
     assert truth == expected
     assert sorted(items, key=lambda i: i["product_id"]) == expected
@@ -307,17 +300,6 @@ def test_default_size_shop() -> None:
 def test_start_failure_reports_stderr() -> None:
     with pytest.raises(ShopProcessError, match="not a loopback address"):
         ShopProcess(SMALL, host="10.1.2.3").start()
-
-
-def test_negotiate_picks_the_shops_preference_among_what_is_accepted() -> None:
-    preferred = ["br", "zstd", "gzip", "deflate"]
-    assert negotiate("gzip, deflate, br, zstd", preferred) == "br"
-    assert negotiate("gzip, deflate", preferred) == "gzip"
-    assert negotiate("gzip;q=0, deflate", preferred) == "deflate"
-    assert negotiate("", preferred) == "identity"
-    assert negotiate("*", ["zstd"]) == "zstd"
-    assert negotiate("gzip;q=0, *", ["gzip", "deflate"]) == "deflate"
-    assert negotiate("br", ["gzip"]) == "identity"
 
 
 def test_page_body_encodings_decode_to_the_page() -> None:

@@ -19,6 +19,7 @@ from plt.shop.catalog import Catalog, ShopConfig
 from plt.shop.cli import add_shop_arguments, check_args, config_from_args, config_to_argv
 from plt.shop.options import EVERY_FAULT
 from plt.shop.process import ShopProcess
+from plt.shop.truth import expected_counts, expected_failures, expected_item
 from tests.helpers import fetch
 
 # Ten listing pages of ten, every other fault off: each test turns on the one it checks.
@@ -162,8 +163,8 @@ def test_forbidden_products_always_answer_403_and_are_expected_failures(tmp_path
         {"product_id": p.product_id, "url": shop.url + p.path, "reason": "forbidden"}
         for p in forbidden
     ]
-    assert catalog.summary()["forbidden"] == len(forbidden)
-    assert catalog.summary()["items"] == len(items)
+    assert expected_counts(catalog)["forbidden"] == len(forbidden)
+    assert expected_counts(catalog)["items"] == len(items)
 
 
 def test_a_forbidden_product_that_is_also_withdrawn_is_forbidden() -> None:
@@ -171,10 +172,10 @@ def test_a_forbidden_product_that_is_also_withdrawn_is_forbidden() -> None:
     withdrawn = next(p for p in Catalog(config).products() if p.withdrawn)
     catalog = Catalog(dataclasses.replace(config, forbidden_ids=str(withdrawn.product_id)))
     assert catalog.is_forbidden(withdrawn)
-    assert [f["product_id"] for f in catalog.expected_failures("http://x")] == [
+    assert [f["product_id"] for f in expected_failures(catalog, "http://x")] == [
         withdrawn.product_id
     ]
-    summary = catalog.summary()
+    summary = expected_counts(catalog)
     assert summary["withdrawn"] + summary["forbidden"] + summary["items"] == 100
 
 
@@ -270,7 +271,7 @@ def test_wrong_id_page_shows_the_next_exportable_product_once() -> None:
     assert status == status2 == 200
     url = shop.url + product.path
     item = parse_product(Selector(text=first.decode()), url)
-    expected = catalog.expected_item(other, shop.url)
+    expected = expected_item(catalog, other, shop.url)
     assert item == {**{k: expected[k] for k in item}, "url": url}  # another product's whole block
     assert Selector(text=first.decode()).css("link[rel=canonical]::attr(href)").get() == other.path
     assert shown_id(second) == product.product_id
@@ -292,7 +293,7 @@ def test_bad_price_makes_the_crawlers_parsing_raise_once() -> None:
             _, _, body = fetch(url, opener=OPENER)
             item = parse_product(Selector(text=body.decode()), url)
             assert (
-                item["current_price"] == catalog.expected_item(product, shop.url)["current_price"]
+                item["current_price"] == expected_item(catalog, product, shop.url)["current_price"]
             )
         assert shop.stats()["bad_price"] == 2
 
@@ -341,7 +342,7 @@ def test_every_fault_preset_shows_each_fault_in_a_full_size_shop() -> None:
         rate = getattr(config, name)
         chosen = sum(catalog.has_fault(fault, kind, key, rate) for key in keys)
         assert 0.5 * rate * len(keys) < chosen < 1.5 * rate * len(keys), name
-    assert catalog.summary()["forbidden"] > 0
+    assert expected_counts(catalog)["forbidden"] > 0
 
 
 def _get_until_ok(url: str, tries: int = 12) -> tuple[int, str, bytes]:
@@ -398,7 +399,7 @@ def test_a_patient_crawl_with_every_fault_gets_the_ground_truth(tmp_path: Path) 
         expected_failures = shop.write_expected_failures(tmp_path / "failures.jsonl")
     assert items == [json.loads(line) for line in truth.read_text().splitlines()]
     assert failures == [json.loads(line) for line in expected_failures.read_text().splitlines()]
-    assert failures and len(items) == catalog.summary()["items"]
+    assert failures and len(items) == expected_counts(catalog)["items"]
     for counter in (
         "listing_wall_403", "product_wall_403", "forbidden_403", "throttled_429", "canonical_301",
         "redirect_loop_302", "listing_reset_302", "wrong_id", "bad_price", "stock_down_503",

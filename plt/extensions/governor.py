@@ -6,6 +6,7 @@ at PLT_GOVERNOR_HIGH of it, gc + malloc_trim (rate limited) and halve the concur
 PLT_GOVERNOR_PAUSE, also start no new request until RSS is back under HIGH; under
 PLT_GOVERNOR_LOW for PLT_GOVERNOR_RAISE_TICKS ticks, add PLT_GOVERNOR_RAISE_STEP, up to
 CONCURRENT_REQUESTS. Scrapy's MemoryUsage stays on as the last line of defence.
+The target reaches the engine and the downloader through plt.concurrency.
 """
 
 from __future__ import annotations
@@ -20,7 +21,8 @@ from scrapy import signals
 from scrapy.exceptions import NotConfigured
 from scrapy.utils.asyncio import create_looping_call
 
-from plt import compat, memory
+from plt import memory
+from plt.concurrency import ConcurrencyControl
 
 if TYPE_CHECKING:
     from typing import Self
@@ -49,6 +51,7 @@ class MemoryGovernor:
             rss_reader = memory.current_rss
         self.crawler = crawler
         self.stats = crawler.stats
+        self.control = ConcurrencyControl(crawler)
         self._read_rss = rss_reader
         self._clock = clock
 
@@ -99,7 +102,6 @@ class MemoryGovernor:
         self._last_tick: float | None = None
         self._paused_seconds = 0.0
         self._freed_mb = 0.0
-        self._slot_max: dict[str, int] = {}
         self._warned: set[str] = set()
         self._task: Any = None
 
@@ -208,18 +210,8 @@ class MemoryGovernor:
             self.stats.inc_value(STAT + "raised")
 
     def _pause(self, rss: int, now: float) -> None:
-        # engine.pause() only gates ExecutionEngine._start_scheduled_requests (the sole
-        # reader of engine.paused): no new request leaves the scheduler, while downloads
-        # already in the downloader finish, the scraper keeps parsing and pipelines keep
-        # running, so memory held by in-flight work drains. The engine's idle check sits
-        # behind the same gate, so a pause cannot close the spider early. Alternatives
-        # are worse: downloader.total_concurrency=0 means *unlimited*, 1 still starts a
-        # request whenever the downloader empties, and wrapping engine.needs_backout()
-        # makes the engine drain spider.start() eagerly into the scheduler.
-        engine = self.crawler.engine
-        if engine.paused:
+        if not self.control.pause():
             return  # paused by someone else: not ours to resume
-        engine.pause()
         self.paused = True
         self._pause_started = now
         self.stats.inc_value(STAT + "pauses")
@@ -237,7 +229,7 @@ class MemoryGovernor:
         # with gc + trim) or PLT_GOVERNOR_MAX_PAUSE passed, crawl on at the minimum
         # concurrency and leave the hard stop to MemoryUsage.
         assert self._pause_started is not None
-        self._drained_ticks = self._drained_ticks + 1 if self._drained() else 0
+        self._drained_ticks = self._drained_ticks + 1 if self.control.drained() else 0
         paused_for = now - self._pause_started
         if self._drained_ticks < 2 and not 0 < self.max_pause <= paused_for:
             return
@@ -253,37 +245,15 @@ class MemoryGovernor:
             level=logging.WARNING,
         )
 
-    def _drained(self) -> bool:
-        engine = self.crawler.engine
-        return compat.scraper_idle(engine) and not compat.downloads_in_flight(engine.downloader)
-
     def _resume(self, now: float) -> None:
         self.paused = False
         self._drained_ticks = 0
         self._pause_started = None
-        engine = self.crawler.engine
-        engine.unpause()
-        compat.wake_engine(engine)  # or it waits for its 5 s heartbeat
+        self.control.resume()
         logger.debug("Memory governor: resuming new requests", extra={"crawler": self.crawler})
 
     def _apply(self) -> None:
-        """Push the target into the downloader: total and per-slot concurrency."""
-        downloader = self.crawler.engine.downloader
-        downloader.total_concurrency = self.target
-        slots = compat.downloader_slots(downloader)
-        for key in list(self._slot_max):
-            if key not in slots:
-                del self._slot_max[key]  # garbage-collected by the downloader
-        for key, slot in list(slots.items()):
-            # First sight of a slot is before any change by us: its own maximum.
-            top = self._slot_max.setdefault(key, slot.concurrency)
-            new = min(top, self.target)
-            if new != slot.concurrency:
-                raised = new > slot.concurrency
-                slot.concurrency = new
-                if raised and slot.queue:
-                    # Start queued downloads now, not at the next finish.
-                    compat.start_queued_downloads(downloader, slot)
+        self.control.apply(self.target)
         self.stats.set_value(STAT + "concurrency", 0 if self.paused else self.target)
 
     def _trim_due(self, now: float) -> bool:

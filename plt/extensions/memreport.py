@@ -1,11 +1,12 @@
 """Memory report: where the crawl's memory goes.
 
 Logs a periodic one-line breakdown (RSS, scraper/downloader/scheduler backlog,
-bytes on the wire vs decompressed) and keeps a bounded RSS time series. At
-spider close it writes memory-report.json and memory-report.txt (this run),
-appends the run's samples to memory-samples.jsonl (every run of the job), and
-has a child process draw memory.svg from them (plt.memchart), so the charting
-library never loads into the crawl's memory.
+bytes on the wire vs decompressed) and keeps a bounded RSS time series
+(plt.memseries). At spider close it writes memory-report.json and
+memory-report.txt (this run; the text forms are plt.memtext's), appends the
+run's samples to memory-samples.jsonl (every run of the job), and has a child
+process draw memory.svg from them (plt.memchart), so the charting library never
+loads into the crawl's memory.
 """
 
 from __future__ import annotations
@@ -13,11 +14,10 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
-import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import TYPE_CHECKING, Any
 
 from scrapy import Spider, signals
 from scrapy.exceptions import NotConfigured
@@ -25,6 +25,8 @@ from scrapy.utils.asyncio import create_looping_call
 from scrapy.utils.trackref import live_refs
 
 from plt import compat, memory, memsamples
+from plt.memseries import Sample, SampleSeries
+from plt.memtext import render_text, status_line
 
 if TYPE_CHECKING:
     from typing import Self
@@ -47,33 +49,6 @@ BYTE_STATS = {
 }
 
 
-class Sample(NamedTuple):
-    t: float  # seconds since the spider opened
-    rss_mb: float
-    concurrency: int | None
-    budget_mb: float | None
-
-
-def decimate(samples: list[Sample]) -> list[Sample]:
-    """Halve a series, keeping the higher-RSS sample of each pair so peaks survive."""
-    out = [
-        max(a, b, key=lambda s: s.rss_mb) for a, b in zip(samples[::2], samples[1::2], strict=False)
-    ]
-    if len(samples) % 2:
-        out.append(samples[-1])
-    return out
-
-
-def ru_maxrss_bytes() -> int | None:
-    """Kernel-reported peak RSS of this process (catches spikes between samples)."""
-    try:
-        import resource
-    except ImportError:  # pragma: no cover - non-unix
-        return None
-    size = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return size if sys.platform == "darwin" else size * 1024  # KB on Linux
-
-
 def live_objects() -> list[dict[str, Any]]:
     """Objects tracked by scrapy.utils.trackref, biggest first."""
     now = time.monotonic_ns()
@@ -91,18 +66,6 @@ def live_objects() -> list[dict[str, Any]]:
     return sorted(rows, key=lambda r: (r["body_bytes"], r["count"]), reverse=True)
 
 
-def fmt_bytes(n: float | None) -> str:
-    if n is None:
-        return "?"
-    if abs(n) < 1024:
-        return f"{n:,.0f} B"
-    for unit in ("KiB", "MiB", "GiB"):
-        n /= 1024
-        if abs(n) < 1024 or unit == "GiB":
-            break
-    return f"{n:,.1f} {unit}"
-
-
 class MemoryReport:
     def __init__(self, crawler: Crawler):
         settings = crawler.settings
@@ -114,7 +77,7 @@ class MemoryReport:
         self.stats = crawler.stats
         self.interval = settings.getfloat("PLT_MEMREPORT_INTERVAL", 60.0)
         self.sample_interval = settings.getfloat("PLT_MEMREPORT_SAMPLE_INTERVAL", 2.0)
-        self.max_samples = max(2, settings.getint("PLT_MEMREPORT_MAX_SAMPLES", 2000))
+        self.series = SampleSeries(settings.getint("PLT_MEMREPORT_MAX_SAMPLES", 2000))
         self.chart = settings.getbool("PLT_MEMCHART", True)
         self.cgroup_root = settings.get("PLT_GOVERNOR_CGROUP_ROOT") or memory.DEFAULT_CGROUP_ROOT
         self.profile = settings.get("PROFILE")
@@ -126,11 +89,8 @@ class MemoryReport:
         self.clock: Callable[[], float] = time.monotonic
         self.t0 = self.clock()
         self.started_at = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-        self.samples: list[Sample] = []
         self.peak_rss = 0
         self.engine_max: dict[str, int] = {}
-        self._stride, self._tick = 1, 0
-        self._pending: Sample | None = None
         self._tasks: list[Any] = []
         crawler.signals.connect(self.spider_opened, signal=signals.spider_opened)
         crawler.signals.connect(self.spider_closed, signal=signals.spider_closed)
@@ -223,60 +183,14 @@ class MemoryReport:
         s = Sample(
             round(self.clock() - self.t0, 2), snap["rss_mb"], snap["concurrency"], snap["budget_mb"]
         )
-        # Between kept samples, remember the highest reading so spikes are not lost.
-        if self._pending is None or s.rss_mb > self._pending.rss_mb:
-            self._pending = s
-        self._tick += 1
-        if force:  # the closing reading is always kept
-            if self._pending is not s:
-                self._keep(self._pending)
-            self._keep(s)
-        elif self._tick % self._stride == 0:
-            self._keep(self._pending)
-
-    def _keep(self, s: Sample) -> None:
-        self.samples.append(s)
-        self._pending, self._tick = None, 0
-        if len(self.samples) >= self.max_samples:
-            # Halve the series and the sampling rate so memory stays flat on long crawls.
-            self.samples = decimate(self.samples)
-            self._stride *= 2
+        self.series.add(s, force=force)  # the closing reading is always kept
 
     def log_status(self) -> None:
-        logger.info(
-            "Memory: %s", self.status_line(self.snapshot()), extra={"crawler": self.crawler}
-        )
-
-    @staticmethod
-    def status_line(snap: dict[str, Any]) -> str:
-        budget = f"{snap['budget_mb']:,.0f}" if snap["budget_mb"] else "none"
-        parts = [
-            f"RSS {snap['rss_mb']:,.0f} MiB (peak {snap['peak_rss_mb']:,.0f}, budget {budget})",
-            f"concurrency {snap['concurrency']}",
-        ]
-        eng = snap["engine"]
-        if "scraper_queued" in eng:
-            parts.append(
-                f"scraper {eng['scraper_queued']} queued + {eng['scraper_active']} active "
-                f"({fmt_bytes(eng['scraper_bytes'])})"
-            )
-        if "downloader_active" in eng:
-            parts.append(f"downloader {eng['downloader_active']} active")
-        if "scheduler" in eng or "scheduler_queues" in eng:
-            queues = ", ".join(f"{k} {v:,}" for k, v in eng.get("scheduler_queues", {}).items())
-            total = f"{eng['scheduler']:,}" if "scheduler" in eng else "?"
-            parts.append(f"scheduler {total}" + (f" ({queues})" if queues else ""))
-        if snap["pending_items"] is not None:
-            parts.append(f"pending items {snap['pending_items']:,}")
-        if snap["bytes"]:
-            parts.append(
-                "bytes " + ", ".join(f"{k} {fmt_bytes(v)}" for k, v in snap["bytes"].items())
-            )
-        return "; ".join(parts)
+        logger.info("Memory: %s", status_line(self.snapshot()), extra={"crawler": self.crawler})
 
     def build_report(self, reason: str) -> dict[str, Any]:
         snap = self.snapshot()
-        ru = ru_maxrss_bytes()
+        ru = memory.ru_maxrss_bytes()
         return {
             "reason": reason,
             "elapsed_s": round(self.clock() - self.t0, 1),
@@ -285,9 +199,9 @@ class MemoryReport:
             "engine_max": dict(self.engine_max),
             "live_objects": live_objects(),
             "samples": {
-                "interval_s": self.sample_interval * self._stride,
-                "count": len(self.samples),
-                **{name: [getattr(x, name) for x in self.samples] for name in Sample._fields},
+                "interval_s": self.sample_interval * self.series.stride,
+                "count": len(self.series.samples),
+                **self.series.columns(),
             },
         }
 
@@ -353,32 +267,3 @@ class MemoryReport:
         path = out / memsamples.CHART_FILE
         logger.info("Memory chart of the job: %s", path)
         return path
-
-
-def render_text(report: dict[str, Any]) -> str:
-    pending = report["pending_items"]
-    lines = [
-        f"Memory report (close reason: {report['reason']}, {report['elapsed_s']:,.0f} s)",
-        "",
-        f"RSS at close     {report['rss_mb']:,.1f} MiB",
-        f"peak RSS sampled {report['peak_rss_mb']:,.1f} MiB",
-        f"peak RSS kernel  {report['ru_maxrss_mb'] or '?'} MiB (ru_maxrss)",
-        f"budget           {report['budget_mb'] or 'none'} MiB",
-        f"concurrency      {report['concurrency']}",
-        f"pending items    {'-' if pending is None else pending}",
-        "",
-        "Bytes:",
-        *(f"  {k:<16} {fmt_bytes(v)}" for k, v in report["bytes"].items()),
-        "",
-        "Engine at close / max seen:",
-    ]
-    now, peak = report["engine"], report["engine_max"]
-    for key in sorted(set(now) | set(peak)):
-        lines.append(f"  {key:<20} {now.get(key, '-')!s:>12} / {peak.get(key, '-')}")
-    lines += ["", f"  {'live object type':<40} {'count':>6} {'oldest':>8}  body bytes"]
-    for r in report["live_objects"]:
-        age, size = r["oldest_age_s"], fmt_bytes(r["body_bytes"])
-        lines.append(f"  {r['type']:<40} {r['count']:>6} {age:>7.0f}s  {size}")
-    samples = report["samples"]
-    lines += ["", f"{samples['count']} RSS samples, one per {samples['interval_s']:g} s"]
-    return "\n".join(lines) + "\n"

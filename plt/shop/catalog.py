@@ -7,9 +7,9 @@ over ``[1, ID_STRIDE * products]`` (one id per stride slot, at a seeded offset)
 so that an id is never simply a listing index.
 
 The catalogue also says which products a fault picks for good (a forbidden
-product, a non-canonical listing link, the page a wrong-id answer shows) and
-what a correct crawl exports and gives up; plt.shop.faults decides, request by
-request, the faults that pass.
+product, a non-canonical listing link, the page a wrong-id answer shows);
+plt.shop.faults decides, request by request, the faults that pass, and
+plt.shop.truth what a correct crawl exports and gives up.
 """
 
 from __future__ import annotations
@@ -235,68 +235,6 @@ class Catalog:
             for size, level in zip(product.sizes, levels, strict=True)
         ]
 
-    # Ground truth
-
-    def expected_item(self, product: Product, base_url: str) -> dict[str, Any]:
-        """The item a correct crawl exports for a product (without ``date``)."""
-        stock = None
-        if product.stock_mode == "ok":
-            stock = self.sub_products(product, product.stock_col_num)
-        return {
-            "product_id": product.product_id,
-            "url": base_url.rstrip("/") + product.path,
-            "name": product.name,
-            "active_col_num": product.active_col_num if product.show_active else None,
-            "all_col_nums": list(product.col_nums),
-            "old_price": (
-                None if product.old_price_cents is None else cents_to_float(product.old_price_cents)
-            ),
-            "current_price": None if product.sold_out else cents_to_float(product.price_cents),
-            "currency": CURRENCY,
-            "image_urls_full": product.image_urls_full,
-            "stock_jsons": stock,
-        }
-
     def products(self) -> Iterator[Product]:
         """Every listed product, in listing (= product id) order."""
         return (self.product_at(i) for i in range(self.total_listed))
-
-    def expected_items(self, base_url: str) -> Iterator[dict[str, Any]]:
-        """Items of a correct full crawl, in product id order.
-
-        Withdrawn and forbidden products are excluded. ``url`` is the canonical
-        absolute URL: the URL of the page read (Scrapy's ``response.url``), which
-        is the canonical one after a non-canonical link's redirect.
-        """
-        for product in self.products():
-            if self.is_exportable(product):
-                yield self.expected_item(product, base_url)
-
-    def expected_failures(self, base_url: str) -> Iterator[dict[str, Any]]:
-        """Products a correct crawl must give up (their page always answers 403), by id."""
-        for product in self.products():
-            if self.is_forbidden(product):
-                url = base_url.rstrip("/") + product.path
-                yield {"product_id": product.product_id, "url": url, "reason": "forbidden"}
-
-    def summary(self) -> dict[str, int]:
-        """Counts a crawl's stats can be checked against (walks every product)."""
-        counts = dict.fromkeys(
-            ("withdrawn", "forbidden", "items", "sold_out", "discounted", "missing_active",
-             "stock_bad_json", "stock_no_subproducts"),
-            0,
-        )  # fmt: skip
-        for p in self.products():
-            if self.is_forbidden(p):  # a 403 before any other answer, withdrawn or not
-                counts["forbidden"] += 1
-                continue
-            counts["withdrawn"] += p.withdrawn
-            if p.withdrawn:
-                continue
-            counts["items"] += 1
-            counts["sold_out"] += p.sold_out
-            counts["discounted"] += p.old_price_cents is not None
-            counts["missing_active"] += not p.show_active
-            counts["stock_bad_json"] += p.stock_mode == "bad"
-            counts["stock_no_subproducts"] += p.stock_mode == "none"
-        return {"listed": self.total_listed, "listing_pages": self.pages, **counts}

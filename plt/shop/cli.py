@@ -19,6 +19,7 @@ from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
+from plt.shop import truth
 from plt.shop.catalog import (
     ANY_INT,
     COUNT,
@@ -183,14 +184,14 @@ def check_args(opts: argparse.Namespace) -> str | None:
 
 def write_ground_truth(config: ShopConfig, path: str, base_url: str) -> int:
     """Write the expected items as JSONL, sorted by product id; returns the item count."""
-    count = _write_jsonl(path, Catalog(config).expected_items(base_url))
+    count = _write_jsonl(path, truth.expected_items(Catalog(config), base_url))
     logger.info("Wrote %d expected items to %s", count, path)
     return count
 
 
 def write_expected_failures(config: ShopConfig, path: str, base_url: str) -> int:
     """Write the products a correct crawl gives up (id, url, reason) as JSONL, by id."""
-    count = _write_jsonl(path, Catalog(config).expected_failures(base_url))
+    count = _write_jsonl(path, truth.expected_failures(Catalog(config), base_url))
     logger.info("Wrote %d expected failures to %s", count, path)
     return count
 

@@ -12,8 +12,7 @@ how often a resource was asked for: plt.shop.faults decides them.
 
 Product pages are sent in the first of ``encodings`` the client accepts, as a CDN
 picks them; the bulk is compressed once at start for gzip, deflate and zstd.
-With ``bandwidth_kbit`` every response is paced to that rate (one response at a
-time per HTTP/1.1 connection, so the rate is per connection).
+Latency and bandwidth are plt.shop.transport's.
 """
 
 from __future__ import annotations
@@ -23,7 +22,6 @@ import json
 import logging
 import re
 import signal
-import weakref
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -41,30 +39,13 @@ from plt.shop.pages import (
     render_stock,
 )
 from plt.shop.tls import self_signed_context
+from plt.shop.transport import Transport, negotiate
 
 logger = logging.getLogger(__name__)
 
 _DIGITS = re.compile(r"[1-9][0-9]{0,17}")  # canonical positive integers only
 _PRODUCT_SLUG = re.compile(r"(.+)-([1-9][0-9]{0,17})")
-_PACE_SLICE = 4 * 1024  # a few TCP segments: the client sees bytes as a network brings them
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-
-
-def negotiate(accept_encoding: str, preferred: list[str]) -> str:
-    """The first of ``preferred`` that an Accept-Encoding header allows, else identity."""
-    accepted, refused = set(), set()
-    for item in accept_encoding.lower().split(","):
-        name, _, params = item.partition(";")
-        q = params.strip().removeprefix("q=")
-        try:
-            weight = float(q) if params else 1.0
-        except ValueError:
-            continue
-        (accepted if weight > 0 else refused).add(name.strip())
-    for encoding in preferred:
-        if encoding in accepted or ("*" in accepted and encoding not in refused):
-            return encoding
-    return "identity"
 
 
 class ShopServer:
@@ -92,9 +73,7 @@ class ShopServer:
             "stock": bytearray(self.catalog.total_listed * MAX_COLOURS),
         }
         self.faults = Faults(self.catalog, self.counters)
-        self._delay = config.latency_ms / 1000.0
-        self._rate = config.bandwidth_kbit * 1000 / 8  # bytes per second
-        self._connections: weakref.WeakSet[Any] = weakref.WeakSet()
+        self.transport = Transport(config, self.counters)
         self._encoders = {
             "identity": self.body.identity,
             "gzip": self.body.gzip,
@@ -127,7 +106,7 @@ class ShopServer:
     async def _fail(self, request: web.Request, exc: web.HTTPException | None) -> None:
         """Raise ``exc``, if any, after the response's latency."""
         if exc is not None:
-            await self._sleep(request)
+            await self.transport.wait(request)
             raise exc
 
     def _mark_served(self, kind: str, slot: int) -> None:
@@ -138,19 +117,6 @@ class ShopServer:
             served[slot] += 1
         self.counters[kind] += 1
 
-    async def _sleep(self, request: web.Request) -> None:
-        """The response's latency; a connection's first one also pays for its handshakes.
-
-        With ``latency_ms`` taken as the round-trip time, a new connection costs one
-        more round trip (TCP), two over TLS (TCP, then a TLS 1.3 handshake).
-        """
-        delay, connection = self._delay, request.transport
-        if delay > 0 and connection is not None and connection not in self._connections:
-            self._connections.add(connection)
-            delay *= 3 if self.config.tls else 2
-        if delay > 0:
-            await asyncio.sleep(delay)
-
     async def listing(self, request: web.Request) -> web.Response:
         raw = request.query.get("page", "1")
         page = int(raw) if _DIGITS.fullmatch(raw) else 0
@@ -160,8 +126,8 @@ class ShopServer:
         await self._fail(request, self.faults.listing(page))
         body = render_listing(self.catalog, page, products)
         self._mark_served("listing", page - 1)
-        await self._sleep(request)
-        return await self._send(request, (body,), "text/html")
+        await self.transport.wait(request)
+        return await self.transport.send(request, (body,), "text/html")
 
     async def product(self, request: web.Request) -> web.StreamResponse:
         match = _PRODUCT_SLUG.fullmatch(request.match_info["slug"])
@@ -185,54 +151,12 @@ class ShopServer:
         self._mark_served("product", product.index)
         if encoding != "identity":
             self.counters[f"{encoding}_responses"] += 1
-        await self._sleep(request)
+        await self.transport.wait(request)
+        self.counters["product_bytes_sent"] += sum(len(part) for part in parts)
         headers = {"Vary": "Accept-Encoding"}
         if label != "identity":
             headers["Content-Encoding"] = label
-        return await self._send(request, parts, "text/html", headers)
-
-    async def _send(
-        self,
-        request: web.Request,
-        parts: tuple[bytes, ...],
-        content_type: str,
-        headers: dict[str, str] | None = None,
-    ) -> web.StreamResponse:
-        """Send ``parts`` in order, never copying the shared bulk, paced when asked."""
-        response = web.StreamResponse(headers=headers)
-        response.content_type = content_type
-        if content_type.startswith("text/"):
-            response.charset = "utf-8"
-        size = sum(len(part) for part in parts)
-        response.content_length = size
-        if content_type == "text/html" and request.path.startswith("/product/"):
-            self.counters["product_bytes_sent"] += size
-        try:
-            await response.prepare(request)
-            if self._rate:
-                await self._write_paced(response, parts)
-            else:
-                for part in parts:
-                    await response.write(part)
-        except ConnectionError:
-            # The client went away mid-body (a crawl stopped, or one that stops a
-            # transfer once it has what it needs): not a shop error.
-            self.counters["aborted"] += 1
-            logger.debug("Client left during %s", request.path)
-        return response  # aiohttp finishes it, quietly if the connection is gone
-
-    async def _write_paced(self, response: web.StreamResponse, parts: tuple[bytes, ...]) -> None:
-        loop = asyncio.get_running_loop()
-        start, sent = loop.time(), 0
-        for part in parts:
-            view = memoryview(part)
-            for offset in range(0, len(view), _PACE_SLICE):
-                chunk = view[offset : offset + _PACE_SLICE]
-                await response.write(chunk)
-                sent += len(chunk)
-                delay = start + sent / self._rate - loop.time()
-                if delay > 0:
-                    await asyncio.sleep(delay)
+        return await self.transport.send(request, parts, "text/html", headers)
 
     async def stock(self, request: web.Request) -> web.Response:
         raw = request.match_info["col_num"]
@@ -246,8 +170,8 @@ class ShopServer:
             self.counters["stock_bad_json"] += 1
         elif product.stock_mode == "none":
             self.counters["stock_no_subproducts"] += 1
-        await self._sleep(request)
-        return await self._send(request, (body,), "application/json")
+        await self.transport.wait(request)
+        return await self.transport.send(request, (body,), "application/json")
 
     async def stats(self, request: web.Request) -> web.Response:
         doc = {**self.counters, "products": self.catalog.total_listed, "pages": self.catalog.pages}

@@ -5,7 +5,8 @@ process: listing pages are chained one at a time and rank below product and
 stock requests, so the frontier is about one listing page deep; requests carry
 only ids in ``cb_kwargs``; the product-page fields wait for their stock answer
 in the job state on disk; and product pages arrive trimmed to their product
-block (see plt.middlewares.headonly).
+block (see plt.middlewares.headonly). The listing pages' part is
+plt.spiders.listing's; the item's fields and their order are plt.items'.
 """
 
 from __future__ import annotations
@@ -23,52 +24,31 @@ from scrapy.spidermiddlewares.httperror import HttpError
 from twisted.python.failure import Failure
 
 from plt.config import check_retailer
+from plt.items import make_item
 from plt.job.ledger import KEPT, Ledger
 from plt.job.policy import MAY_PASS, Verdict, classify, classify_status
 from plt.job.scheduler import DEDUPE_SCOPE_KEY, LEASE_KEY
 from plt.job.store import JobStore, job_store
 from plt.middlewares.headonly import ResponseTooLarge
-from plt.middlewares.redirects import SAME_QUERY_KEY
-from plt.parsing import (
-    PER_PAGE,
-    StockError,
-    page_count,
-    parse_listing,
-    parse_product,
-    parse_stock,
-    stock_col_num,
+from plt.parsing import StockError, parse_product, parse_stock, stock_col_num
+from plt.spiders.listing import (
+    FIRST_LISTING_FAILED,
+    LISTING_TOTAL_META,
+    PRODUCT_PRIORITY,
+    STOCK_PRIORITY,
+    ListingChain,
 )
 
 logger = logging.getLogger(__name__)
 
-# Higher runs first: finish the products in hand before opening the next page.
-LISTING_PRIORITY = 0
-PRODUCT_PRIORITY = 10
-STOCK_PRIORITY = 20
 PRODUCT_BLOCK_END = "</main>"
 # Close reason when the first listing page is no listing (exit status 4).
 NOT_A_LISTING = "not_a_listing"
-# Job meta: the first listing page was no listing, so the next run asks for it anew.
-FIRST_LISTING_FAILED = "first_listing_failed"
-# Job-state meta keys: the listing's total count, and products withdrawn (404).
-LISTING_TOTAL_META = "listing_total"
+# Job meta: products withdrawn (404 or 410).
 WITHDRAWN_META = "withdrawn"
-ITEM_FIELDS = (
-    "product_id",
-    "url",
-    "date",
-    "name",
-    "active_col_num",
-    "all_col_nums",
-    "old_price",
-    "current_price",
-    "currency",
-    "image_urls_full",
-    "stock_jsons",
-)
 
 
-class ProductSpider(scrapy.Spider):
+class ProductSpider(ListingChain, scrapy.Spider):
     name = "product"
 
     @classmethod
@@ -113,19 +93,6 @@ class ProductSpider(scrapy.Spider):
 
     # -- request factories ----------------------------------------------------
 
-    def listing_request(self, page: int, pages: int | None = None) -> scrapy.Request:
-        cb_kwargs: dict[str, Any] = {"page": page}
-        if pages is not None:
-            cb_kwargs["pages"] = pages
-        return scrapy.Request(
-            urljoin(self.shop_url, f"/products?page={page}"),
-            callback=self.parse_listing,
-            errback=self.request_failed,
-            cb_kwargs=cb_kwargs,
-            priority=LISTING_PRIORITY,
-            meta={SAME_QUERY_KEY: True},
-        )
-
     def product_request(self, url: str, product_id: int) -> scrapy.Request:
         return scrapy.Request(
             url,
@@ -153,42 +120,6 @@ class ProductSpider(scrapy.Spider):
         )
 
     # -- callbacks --------------------------------------------------------------
-
-    async def parse_listing(
-        self, response: Response, page: int, pages: int | None = None
-    ) -> AsyncIterator[Any]:
-        """A listing page: its products, then the next page.
-
-        @shop_url /products?page=1
-        @cb_kwargs {"page": 1}
-        @returns requests 49 49
-        @listing_page
-        """
-        listing = parse_listing(response.selector)
-        if page == 1:
-            if listing.total is None and not listing.product_ids:
-                what = f"{response.status}, no product tiles, no total count"
-                self.not_a_listing(response.request, response.url, what)
-            if self.job.is_open and self.job.get_meta(FIRST_LISTING_FAILED):
-                self.job.set_meta(FIRST_LISTING_FAILED, False)
-        if pages is None:
-            if listing.total is None:
-                logger.error("No total count on %s; following the next links", response.url)
-                self.crawler.stats.inc_value("plt/listing/no_total")
-            else:
-                pages = page_count(listing.total, len(listing.product_ids) or PER_PAGE)
-                self.crawler.stats.set_value("plt/products/total", listing.total)
-                if self.job.is_open:  # kept for the progress of later runs
-                    self.job.set_meta(LISTING_TOTAL_META, listing.total)
-                self.ledger.announce(listing.total, pages)
-                logger.info("%d products on %d listing pages", listing.total, pages)
-        # The next page first: stored whatever becomes of this one.
-        if listing.has_next or (pages is not None and page < pages):
-            yield self.listing_request(page + 1, pages)
-        self.ledger.show(listing.product_ids)
-        self.crawler.stats.inc_value("plt/listing/pages")
-        for href, product_id in zip(listing.product_urls, listing.product_ids, strict=True):
-            yield self.product_request(response.urljoin(href), product_id)
 
     async def parse_product(self, response: Response, product_id: int) -> AsyncIterator[Any]:
         """A product page, trimmed to its product block: the stock request.
@@ -351,10 +282,3 @@ class ProductSpider(scrapy.Spider):
             logger.warning("No partial item for product %d; stock answer ignored", product_id)
             return None
         return make_item(fields, stock)
-
-
-def make_item(fields: dict[str, Any], stock: list[Any] | None) -> dict[str, Any]:
-    """The exported item, fields in the contract's order."""
-    item = {name: fields.get(name) for name in ITEM_FIELDS}
-    item["stock_jsons"] = stock
-    return item
