@@ -192,3 +192,16 @@ local finished = redis.call('HGET', KEYS[5], 'finished') and 1 or 0
 return {q, l, f, p, seeded, finished, redis.call('SCARD', KEYS[6])}
 """
 )
+
+# A finished crawl's keys expire, once: a worker that sees it finished later
+# does not push the expiry back.   KEYS: every key of the crawl   ARGV: seconds
+EXPIRE_UNSET = """
+local n = 0
+for _, k in ipairs(KEYS) do
+  if redis.call('TTL', k) == -1 then
+    redis.call('EXPIRE', k, tonumber(ARGV[1]))
+    n = n + 1
+  end
+end
+return n
+"""

@@ -18,6 +18,7 @@ import logging
 import os
 import socket
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -27,6 +28,7 @@ from scrapy.utils.misc import load_object
 from scrapy_redis.connection import get_redis_from_settings
 
 from plt import itemsfile
+from plt.distributed.identity import CrawlGuard, Retailer
 from plt.distributed.ledger import RedisLedgerRecord
 from plt.distributed.store import SCHEMA_VERSION, CrawlStatus, JobKeys, LeaseStore, safe_name
 from plt.jobstate import ITEMS_FILE, JobState, JobStateError
@@ -41,6 +43,7 @@ SCHEDULER_PATH = "plt.distributed.scheduler.RedisScheduler"
 # Renewed every third of it, so only a stalled or dead worker lets a lease
 # expire; a dead worker's requests are queued again within 30 to 40 s.
 DEFAULT_LEASE_SECONDS = 30.0
+DEFAULT_FINISHED_TTL = 7 * 24 * 3600  # PLT_REDIS_FINISHED_TTL
 _CONSTANT_META = frozenset({"started_at", "schema"})
 
 
@@ -74,6 +77,10 @@ class RedisJobState(RedisLedgerRecord, JobState):
         self.keys = JobKeys.for_job(self.job)
         self.server = get_redis_from_settings(settings)
         self.store = LeaseStore(self.server, self.keys)
+        retailer = Retailer.from_settings(settings)
+        self.guard = CrawlGuard(self.server, self.keys, self.job, retailer, self.jobdir)
+        self.finished_ttl = settings.getint("PLT_REDIS_FINISHED_TTL", DEFAULT_FINISHED_TTL)
+        self.lost: JobStateError | None = None
         # lease -> product id (None for listing pages): what this worker holds.
         self.held: dict[str, int | None] = {}
         self._meta_cache: dict[str, Any] = {}
@@ -115,11 +122,7 @@ class RedisJobState(RedisLedgerRecord, JobState):
         if self.reset:
             self._reset()
         self.db = self.server  # "open", as the SQLite state's db
-        now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-        meta = self.keys.meta
-        self.resumed = not self.server.hsetnx(meta, "started_at", ujson.dumps(now))
-        self.server.hsetnx(meta, "schema", SCHEMA_VERSION)
-        version = self.get_meta("schema")
+        version = self.get_meta("schema", SCHEMA_VERSION)
         if version != SCHEMA_VERSION:
             self.close()
             raise JobStateError(
@@ -127,6 +130,16 @@ class RedisJobState(RedisLedgerRecord, JobState):
                 f"reads version {SCHEMA_VERSION}. Use another PLT_REDIS_JOB or "
                 f"-s PLT_JOB_RESET=1."
             )
+        try:
+            self.guard.join(time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
+        except JobStateError:
+            self.close()
+            raise
+        if self.guard.expired is not None:  # finished, and its keys expired since
+            self._meta_cache["finished"] = True
+            return
+        self.resumed = not self.guard.created
+        self.server.hsetnx(self.keys.meta, "schema", SCHEMA_VERSION)
         self.store.renew(self.worker, self.lease_seconds, [])  # registers the worker
         self._reconcile()
         if not self.get_meta("finished", False):
@@ -149,6 +162,7 @@ class RedisJobState(RedisLedgerRecord, JobState):
 
     def _reset(self) -> None:
         removed = self.store.reset()
+        self.guard.record.remove()
         if self.jobdir is not None:
             for path in [self.jobdir / ITEMS_FILE, *self.jobdir.glob(worker_items_file("*"))]:
                 path.unlink(missing_ok=True)
@@ -218,10 +232,21 @@ class RedisJobState(RedisLedgerRecord, JobState):
         return self.store.push(fp, priority, data, replaces, seed)
 
     def lease_next(self) -> tuple[str, str | None] | None:
+        if self.lost is not None:
+            return None
         row = self.store.pop(self.worker, self.lease_seconds)
-        if row is not None:
-            self.held[row[0]] = None
+        if row is None:
+            self.check_crawl()  # an empty queue, or a vanished one?
+            return None
+        self.held[row[0]] = None
         return row
+
+    def check_crawl(self) -> bool:
+        """False once the crawl's state in Redis is lost: the crawl then stops (on_error)."""
+        if self.lost is None and (lost := self.guard.check()) is not None:
+            self.lost = lost
+            self.fail(lost)
+        return self.lost is None
 
     def settle(self, lease_id: Any) -> None:
         self.held.pop(lease_id, None)
@@ -258,7 +283,15 @@ class RedisJobState(RedisLedgerRecord, JobState):
         return self.store.give_back(self.worker, leases, failed=False)
 
     def status(self) -> CrawlStatus:
-        return self.store.status()
+        if (expired := self.guard.expired) is not None:
+            return CrawlStatus(0, 0, 0, 0, True, True, expired.finished_exported or 0)
+        status = self.store.status()
+        if not self.check_crawl():  # after reading it: a crawl lost before looks empty
+            return replace(status, lost=True)
+        if status.finished:
+            self.store.expire(self.finished_ttl)
+            self.guard.finished(status.exported)
+        return status
 
     # -- partial items and exports -------------------------------------------
 
@@ -276,6 +309,8 @@ class RedisJobState(RedisLedgerRecord, JobState):
         return bool(self.server.sismember(self.keys.exported, product_id))
 
     def exported_count(self) -> int:
+        if (expired := self.guard.expired) is not None:
+            return expired.finished_exported or 0
         return int(self.server.scard(self.keys.exported))
 
     def mark_exported(self, product_id: int, items_offset: int) -> None:

@@ -14,7 +14,7 @@ from redis import Redis
 
 from plt.distributed import lua
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: the crawl's identity (plt.distributed.identity)
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 
 
@@ -60,11 +60,14 @@ class CrawlStatus:
     seeded: bool
     finished: bool
     exported: int
+    # The crawl's identity is gone or changed (plt.distributed.identity): its
+    # counts are of nothing, and it is never done.
+    lost: bool = False
 
     @property
     def done(self) -> bool:
         """Nothing is queued or in flight anywhere: every worker may stop."""
-        return self.queued == 0 and self.leased == 0
+        return not self.lost and self.queued == 0 and self.leased == 0
 
 
 class LeaseStore:
@@ -81,6 +84,7 @@ class LeaseStore:
         self._give_back = register(lua.GIVE_BACK)
         self._retry = register(lua.RETRY_FAILED)
         self._status = register(lua.STATUS)
+        self._expire = register(lua.EXPIRE_UNSET)
 
     @property
     def _settle_keys(self) -> list[str]:
@@ -146,6 +150,13 @@ class LeaseStore:
             keys=[k.queue, k.leases, k.failed, k.pending, k.meta, k.exported]
         )
         return CrawlStatus(q, le, f, p, bool(seeded), bool(finished), exported)
+
+    def exported_ids(self) -> set[int]:
+        return {int(m) for m in self.server.sscan_iter(self.keys.exported, count=1000)}
+
+    def expire(self, seconds: int) -> int:
+        """Every key of the crawl expires in ``seconds``, unless it expires already."""
+        return int(self._expire(keys=self.keys.all(), args=[seconds])) if seconds > 0 else 0
 
     def queued(self) -> int:
         return int(self.server.zcard(self.keys.queue))
