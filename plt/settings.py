@@ -54,6 +54,7 @@ PLT_REDIS_SEED = True  # False: this worker waits for another's seed
 PLT_REDIS_SEED_WAIT = 300
 PLT_REDIS_POLL_INTERVAL = 0.5
 PLT_REDIS_MERGE = True
+PLT_REDIS_FINISHED_TTL = 7 * 24 * 3600  # seconds a finished crawl's keys are kept; 0: kept
 
 # Job state: frontier, seen set, leases and partial items in SQLite (JOBDIR).
 SCHEDULER = "plt.job.scheduler.JobScheduler"

@@ -133,3 +133,39 @@ def test_kill_9_one_of_two_workers(shop, redis_server, tmp_path):
     # Only the requests leased by the killed worker are fetched twice.
     refetched = served(shop) - served_before - requests_of_one_clean_crawl(shop)
     assert 0 <= refetched <= requeued
+
+
+def test_a_crawl_lost_mid_crawl_stops_its_worker_and_never_looks_finished(
+    shop, redis_server, tmp_path
+):
+    jobdir = tmp_path
+    argv = worker_argv(jobdir, shop.url, redis_server.url, "w")
+    # The crawl's keys vanish right after the worker's 20th export.
+    flushed = [argv[0], "-m", "tests.redis_flush", "20", *argv[3:]]
+    proc = subprocess.run(
+        flushed, cwd=PROJECT, env=crawl_env(), capture_output=True, text=True, timeout=TIMEOUT
+    )
+    assert proc.returncode == 2, proc.stderr[-4000:]
+    lost = f"The state of crawl {jobdir.name} in Redis was lost"
+    errors = [line for line in proc.stderr.splitlines() if "] ERROR: " in line]
+    assert len(errors) == 1 and lost in errors[0], errors
+    assert "PLT_JOB_RESET=1" in errors[0]
+    assert not (jobdir / "items.jsonl").exists()  # nothing merged as if finished
+    (stats,) = runs(jobdir)
+    assert stats["finish_reason"] == "job_state_error"
+    assert 20 <= lines(jobdir / "items-w.jsonl") < len(shop.ground_truth)
+
+    # The next run of the worker refuses the lost crawl, before anything is fetched.
+    before = served(shop)
+    again = subprocess.run(
+        argv, cwd=PROJECT, env=crawl_env(), capture_output=True, text=True, timeout=TIMEOUT
+    )
+    assert again.returncode == 2, again.stderr[-4000:]
+    assert lost in again.stderr
+    assert served(shop) == before
+
+    # Starting over finishes the crawl.
+    reset = Worker(jobdir, shop.url, redis_server.url, "w", "PLT_JOB_RESET=1")
+    assert reset.wait() == 0, reset.output()[-4000:]
+    assert (result := shop.compare(jobdir / "items.jsonl")).exact, result.summary()
+    assert redis_server.client().ttl(JobKeys.for_job(jobdir.name).meta) > 0

@@ -12,6 +12,7 @@ from scrapy.utils.test import get_crawler
 
 from plt import settings as project_settings
 from plt.distributed.addon import DistributedAddon
+from plt.distributed.checks import RedisStartCheck
 from plt.distributed.keeper import LeaseKeeper
 from plt.distributed.state import STORE_PATH, RedisJobState, job_name, worker_name
 from plt.errors import ConfigError
@@ -47,6 +48,7 @@ def test_worker_gets_the_redis_scheduler_the_keeper_and_its_own_feed(tmp_path):
     )
     assert settings["PLT_JOB_STORE"] == STORE_PATH
     assert LeaseKeeper in settings.getdict("EXTENSIONS")
+    assert RedisStartCheck in settings.getdict("EXTENSIONS")
     feeds = settings.getdict("FEEDS")
     assert list(feeds) == [(tmp_path / "job-1" / "items-w-1.jsonl").as_uri()]
     assert feeds[next(iter(feeds))]["item_export_kwargs"] == {"plt_job_feed": True}

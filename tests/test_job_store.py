@@ -28,7 +28,7 @@ def store(request, tmp_path) -> JobStore:
         server = request.getfixturevalue("redis_server")
         settings.update({
             "PLT_JOB_STORE": STORE_PATH, "REDIS_URL": server.url,
-            "PLT_REDIS_JOB": f"store-{next(_jobs)}", "PLT_WORKER_NAME": "w",
+            "PLT_REDIS_JOB": f"job-store-{next(_jobs)}", "PLT_WORKER_NAME": "w",
         })  # fmt: skip
     store = job_store(get_crawler(settings_dict=settings))
     store.open()

@@ -10,5 +10,10 @@ Switched on with ``-s PLT_DISTRIBUTED=True -s REDIS_URL=redis://host:port/db``
 * connection: a Redis client that rides out an outage.
 * keeper: renews leases, requeues those of dead workers, keeps idle workers
   open while the crawl has requests anywhere.
-* merge: the job's items.jsonl from the workers' files, each product once.
+* merge: the job's items.jsonl from the workers' files, each product once,
+  checked against the product ids exported in Redis and the crawl's retailer.
+* identity: the crawl's identity (generation, start, retailer), recorded when
+  the first worker joins it; a worker that finds it gone or changed stops.
+* checks: before anything is fetched, Redis' eviction policy and persistence,
+  and the worker's retailer.
 """

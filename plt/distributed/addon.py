@@ -3,7 +3,7 @@
 Every worker that names the same crawl (PLT_REDIS_JOB, by default the JOBDIR's
 name) shares its frontier, seen set, leases, partial items and export record
 in Redis. The add-on swaps the scheduler for plt.distributed's, adds the
-LeaseKeeper extension and sends the worker's items to
+RedisStartCheck and LeaseKeeper extensions and sends the worker's items to
 ``<JOBDIR>/items-<worker>.jsonl`` instead of the job's items.jsonl, which is
 merged from the workers' files when the crawl finishes. Registered after
 plt.job.feed.JobFeedAddon, whose feed it replaces.
@@ -15,6 +15,7 @@ import logging
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from plt.distributed.checks import RedisStartCheck
 from plt.distributed.keeper import LeaseKeeper
 from plt.distributed.state import STORE_PATH, worker_items_file, worker_name
 from plt.errors import ConfigError
@@ -30,6 +31,7 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 KEEPER_PRIORITY = 650
+START_CHECK_PRIORITY = 0
 PROJECT_PRIORITY = 20  # settings.py's SCHEDULER and FEEDS are set at this priority
 
 
@@ -68,6 +70,7 @@ class DistributedAddon:
         )
         settings.set(STORE_SETTING, STORE_PATH, priority=PROJECT_PRIORITY)
         settings.set_in_component_priority_dict("EXTENSIONS", LeaseKeeper, KEEPER_PRIORITY)
+        settings.set_in_component_priority_dict("EXTENSIONS", RedisStartCheck, START_CHECK_PRIORITY)
         jobdir = settings.get("JOBDIR")
         if not jobdir:
             logger.warning("Distributed worker %s has no JOBDIR: its items are not kept", worker)

@@ -1,6 +1,8 @@
 """Keeps a distributed worker's leases alive and the worker open while the crawl runs.
 
-* Every third of PLT_LEASE_SECONDS it renews the leases this worker holds and
+* Every third of PLT_LEASE_SECONDS it checks that the crawl's state in Redis is
+  still the one the worker joined (plt.distributed.identity; if not, the
+  worker stops with exit status 2), renews the leases this worker holds and
   puts back in the queue the expired leases of workers that died.
 * Every PLT_REDIS_POLL_INTERVAL seconds it wakes the engine up if the shared
   queue has requests: other workers' requests wake up nobody here, and an
@@ -23,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 from redis.exceptions import RedisError
 from scrapy import signals
-from scrapy.exceptions import DontCloseSpider, NotConfigured
+from scrapy.exceptions import CloseSpider, DontCloseSpider, NotConfigured
 from scrapy.utils.asyncio import create_looping_call
 
 from plt import compat
@@ -103,6 +105,8 @@ class LeaseKeeper:
             logger.warning("Leases not renewed (Redis: %s); retrying in %.1f s", exc, self.interval)
 
     def _renew_and_requeue(self) -> None:
+        if not self.state.check_crawl():
+            return  # its state in Redis was lost: the worker stops
         held = self.state.renew()
         self.stats.max_value("plt/redis/held_max", held)
         if requeued := self.state.store.requeue_expired():
@@ -119,6 +123,8 @@ class LeaseKeeper:
         if requeued := state.store.requeue_expired():
             self.stats.inc_value("plt/redis/requeued", requeued)
         status = state.status()
+        if status.lost:  # its error is logged: never closed as "finished"
+            raise CloseSpider(reason="job_state_error")
         waiting_for_seed = not status.seeded and time.monotonic() - self._opened_at < self.seed_wait
         if status.done and not waiting_for_seed:
             return  # the worker closes; the crawl is finished if nothing failed

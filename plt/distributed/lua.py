@@ -229,3 +229,16 @@ if not v then return 0 end
 redis.call('HSET', KEYS[2], ARGV[1], string.match(v, '^(%S+)') .. ' ' .. ARGV[2])
 return 1
 """
+
+# A finished crawl's keys expire, once: a worker that sees it finished later
+# does not push the expiry back.   KEYS: every key of the crawl   ARGV: seconds
+EXPIRE_UNSET = """
+local n = 0
+for _, k in ipairs(KEYS) do
+  if redis.call('TTL', k) == -1 then
+    redis.call('EXPIRE', k, tonumber(ARGV[1]))
+    n = n + 1
+  end
+end
+return n
+"""

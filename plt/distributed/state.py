@@ -18,6 +18,7 @@ import logging
 import os
 import socket
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -25,6 +26,7 @@ import ujson
 from redis.exceptions import RedisError
 from scrapy_redis.connection import get_redis_from_settings
 
+from plt.distributed.identity import CrawlGuard, Retailer
 from plt.distributed.ledger import RedisLedgerRecord
 from plt.distributed.store import SCHEMA_VERSION, CrawlStatus, JobKeys, LeaseStore, safe_name
 from plt.job import crash, itemsfile
@@ -42,6 +44,7 @@ STORE_PATH = "plt.distributed.state.RedisJobState"
 # Renewed every third of it, so only a stalled or dead worker lets a lease
 # expire; a dead worker's requests are queued again within 30 to 40 s.
 DEFAULT_LEASE_SECONDS = 30.0
+DEFAULT_FINISHED_TTL = 7 * 24 * 3600  # PLT_REDIS_FINISHED_TTL
 _CONSTANT_META = frozenset({"started_at", "schema"})
 
 
@@ -81,6 +84,10 @@ class RedisJobState(RedisLedgerRecord, JobStore):
         self.keys = JobKeys.for_job(self.job)
         self.server = get_redis_from_settings(settings)
         self.store = LeaseStore(self.server, self.keys)
+        retailer = Retailer.from_settings(settings)
+        self.guard = CrawlGuard(self.server, self.keys, self.job, retailer, self.jobdir)
+        self.finished_ttl = settings.getint("PLT_REDIS_FINISHED_TTL", DEFAULT_FINISHED_TTL)
+        self.lost: JobStateError | None = None
         # lease -> product id (None for listing pages): what this worker holds.
         self.held: dict[str, int | None] = {}
         self._meta_cache: dict[str, Any] = {}
@@ -120,11 +127,7 @@ class RedisJobState(RedisLedgerRecord, JobStore):
         if self.reset:
             self._reset()
         self.db = self.server  # "open", as the SQLite state's db
-        now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-        meta = self.keys.meta
-        self.resumed = not self.server.hsetnx(meta, "started_at", ujson.dumps(now))
-        self.server.hsetnx(meta, "schema", SCHEMA_VERSION)
-        version = self.get_meta("schema")
+        version = self.get_meta("schema", SCHEMA_VERSION)
         if version != SCHEMA_VERSION:
             self.close()
             raise JobStateError(
@@ -132,6 +135,16 @@ class RedisJobState(RedisLedgerRecord, JobStore):
                 f"reads version {SCHEMA_VERSION}. Use another PLT_REDIS_JOB or "
                 f"-s PLT_JOB_RESET=1."
             )
+        try:
+            self.guard.join(time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
+        except JobStateError:
+            self.close()
+            raise
+        if self.guard.expired is not None:  # finished, and its keys expired since
+            self._meta_cache["finished"] = True
+            return
+        self.resumed = not self.guard.created
+        self.server.hsetnx(self.keys.meta, "schema", SCHEMA_VERSION)
         self.store.renew(self.worker, self.lease_seconds, [])  # registers the worker
         self._reconcile()
         if not self.get_meta("finished", False):
@@ -154,6 +167,7 @@ class RedisJobState(RedisLedgerRecord, JobStore):
 
     def _reset(self) -> None:
         removed = self.store.reset()
+        self.guard.record.remove()
         if self.jobdir is not None:
             for path in [self.jobdir / ITEMS_FILE, *self.jobdir.glob(worker_items_file("*"))]:
                 path.unlink(missing_ok=True)
@@ -235,6 +249,8 @@ class RedisJobState(RedisLedgerRecord, JobStore):
         return bool(self.server.sadd(self.keys.seen, fp))
 
     def lease_next(self) -> tuple[str, str] | None:
+        if self.lost is not None:
+            return None
         while (row := self.store.pop(self.worker, self.lease_seconds)) is not None:
             lease, data = row
             if data is not None:
@@ -242,6 +258,7 @@ class RedisJobState(RedisLedgerRecord, JobStore):
                 crash.point("after_lease")
                 return lease, data
             self.store.settle([lease])  # settled by another worker meanwhile
+        self.check_crawl()  # an empty queue, or a vanished one?
         return None
 
     def hold(self, lease: Any, item_id: int | None) -> None:
@@ -254,14 +271,22 @@ class RedisJobState(RedisLedgerRecord, JobStore):
         return len(self.held)
 
     def idle(self) -> bool:
-        # A crawl that was never seeded has not started, whatever is queued.
-        status = self.store.status()
-        return status.done and status.seeded
+        # A crawl that was never seeded has not started, whatever is queued;
+        # one whose state was lost is not over, it is gone.
+        status = self.status()
+        return status.done and status.seeded and not status.lost
 
     def crawl_over(self, finished: bool, settings: Any) -> None:
         from plt.distributed.merge import finish_job  # merge imports this module
 
-        finish_job(self, self.store.status(), settings)
+        finish_job(self, self.status(), settings)
+
+    def check_crawl(self) -> bool:
+        """False once the crawl's state in Redis is lost: the crawl then stops (on_error)."""
+        if self.lost is None and (lost := self.guard.check()) is not None:
+            self.lost = lost
+            self.fail(lost)
+        return self.lost is None
 
     def settle(self, lease_id: Any) -> None:
         self.held.pop(lease_id, None)
@@ -310,4 +335,17 @@ class RedisJobState(RedisLedgerRecord, JobStore):
         return self.store.give_back(self.worker, leases, failed=False)
 
     def status(self) -> CrawlStatus:
-        return self.store.status()
+        if (expired := self.guard.expired) is not None:
+            return CrawlStatus(0, 0, 0, 0, True, True, expired.finished_exported or 0)
+        status = self.store.status()
+        if not self.check_crawl():  # after reading it: a crawl lost before looks empty
+            return replace(status, lost=True)
+        if status.finished:
+            self.store.expire(self.finished_ttl)
+            self.guard.finished(status.exported)
+        return status
+
+    def exported_count(self) -> int:
+        if (expired := self.guard.expired) is not None:
+            return expired.finished_exported or 0
+        return super().exported_count()

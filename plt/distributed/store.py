@@ -15,7 +15,7 @@ from redis import Redis
 from plt.distributed import lua
 from plt.job.sqlrecord import GIVEN_UP_ITEM, TO_DO
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: the crawl's identity (plt.distributed.identity)
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 
 
@@ -62,11 +62,14 @@ class CrawlStatus:
     seeded: bool
     finished: bool
     exported: int
+    # The crawl's identity is gone or changed (plt.distributed.identity): its
+    # counts are of nothing, and it is never done.
+    lost: bool = False
 
     @property
     def done(self) -> bool:
         """Nothing is queued or in flight anywhere: every worker may stop."""
-        return self.queued == 0 and self.leased == 0
+        return not self.lost and self.queued == 0 and self.leased == 0
 
 
 class LeaseStore:
@@ -86,6 +89,7 @@ class LeaseStore:
         self._give_up = register(lua.GIVE_UP)
         self._retry_given_up = register(lua.RETRY_GIVEN_UP)
         self._replace = register(lua.REPLACE)
+        self._expire = register(lua.EXPIRE_UNSET)
 
     @property
     def _settle_keys(self) -> list[str]:
@@ -168,6 +172,13 @@ class LeaseStore:
             keys=[k.queue, k.leases, k.failed, k.pending, k.meta, k.exported]
         )
         return CrawlStatus(q, le, f, p, bool(seeded), bool(finished), exported)
+
+    def exported_ids(self) -> set[int]:
+        return {int(m) for m in self.server.sscan_iter(self.keys.exported, count=1000)}
+
+    def expire(self, seconds: int) -> int:
+        """Every key of the crawl expires in ``seconds``, unless it expires already."""
+        return int(self._expire(keys=self.keys.all(), args=[seconds])) if seconds > 0 else 0
 
     def queued(self) -> int:
         return int(self.server.zcard(self.keys.queue))
