@@ -14,6 +14,7 @@ waits for it, as it would for any write of its job state.
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
 from collections.abc import Callable
@@ -21,7 +22,7 @@ from typing import Any, TypeVar
 
 from redis import Redis
 from redis.backoff import ExponentialBackoff
-from redis.exceptions import BusyLoadingError, ConnectionError, TimeoutError
+from redis.exceptions import BusyLoadingError, ConnectionError, RedisError, TimeoutError
 from redis.retry import Retry
 
 logger = logging.getLogger(__name__)
@@ -87,3 +88,36 @@ def redis_client(url: str, outage_seconds: float = DEFAULT_OUTAGE_SECONDS) -> Re
         socket_connect_timeout=CONNECT_TIMEOUT,
         socket_timeout=SOCKET_TIMEOUT,
     )
+
+
+def reachable(url: str) -> str | None:
+    """None when Redis answers at once, else why not (checked before a worker starts)."""
+    client = Redis.from_url(url, socket_connect_timeout=CONNECT_TIMEOUT, socket_timeout=5.0)
+    try:
+        client.ping()
+    except RedisError as exc:
+        return str(exc)
+    finally:
+        client.close()
+    return None
+
+
+def outage_guard(default: Any) -> Callable[[Callable[..., T]], Callable[..., T]]:
+    """For a method of the Redis job store: once Redis has been away for longer
+    than its bound (or the store failed for another reason), the store fails,
+    the worker stops, and ``default`` is returned instead of a traceback."""
+
+    def decorate(method: Callable[..., T]) -> Callable[..., T]:
+        @functools.wraps(method)
+        def guarded(self: Any, *args: Any, **kwargs: Any) -> T:
+            if self.write_error is not None:
+                return default  # stopping: Redis is not touched again
+            try:
+                return method(self, *args, **kwargs)
+            except RedisError as exc:
+                self.fail(self.redis_failed(exc))
+                return default
+
+        return guarded
+
+    return decorate

@@ -14,9 +14,11 @@ from typing import Any
 import ujson
 
 from plt.distributed.account import redis_account
+from plt.distributed.connection import outage_guard
 from plt.job.sqlrecord import TO_DO, WITHDRAWN, Account
 
 FAILED_META = "failed_given_up"  # requests the ledger gave up
+NO_ACCOUNT = Account(0, 0, 0, 0, 0, 0, 0, 0, 0, 0)  # Redis gone: nothing to account for
 
 
 class RedisLedgerRecord:
@@ -27,74 +29,92 @@ class RedisLedgerRecord:
     id_field: str
     held: dict[str, int | None]
 
+    @outage_guard(None)
     def settle(self, lease_id: Any) -> None:
         raise NotImplementedError
 
     def get_meta(self, key: str, default: Any = None) -> Any:
         raise NotImplementedError
 
+    @outage_guard(0)
     def record_attempt(self, lease_id: Any, error: str) -> int:
         """Runs this request failed in, this one included (carried over by retries)."""
         return int(self.server.hincrby(self.keys.attempts, lease_id, 1))
 
+    @outage_guard(0)
     def attempts(self, lease_id: Any) -> int:
         return int(self.server.hget(self.keys.attempts, lease_id) or 0)
 
+    @outage_guard(None)
     def fail_request(self, lease_id: Any, item_id: int | None) -> None:
         """Given up by the ledger: kept aside (PLT_JOB_RETRY_FAILED), and its item with it."""
         self.held.pop(lease_id, None)
         self.store.give_up(lease_id, item_id)
         self.server.hincrby(self.keys.meta, FAILED_META, 1)
 
+    @outage_guard(0)
     def failed_total(self) -> int:
         value = self.get_meta(FAILED_META, 0)
         return value if isinstance(value, int) else 0
 
+    @outage_guard(None)
     def show_items(self, item_ids: list[int]) -> None:
         pipe = self.server.pipeline(transaction=False)
         for item_id in item_ids:
             pipe.hsetnx(self.keys.shown, item_id, TO_DO)
         pipe.execute()
 
+    @outage_guard(False)
     def item_shown(self, item_id: int) -> bool:
         return bool(self.server.hexists(self.keys.shown, item_id))
 
+    @outage_guard(None)
     def item_withdrawn(self, item_id: int) -> None:
         self.server.hset(self.keys.shown, item_id, WITHDRAWN)
 
+    @outage_guard(None)
     def settle_item(self, item_id: int) -> None:
         leases = [lease for lease, pid in self.held.items() if pid == item_id]
         for lease in leases:
             self.settle(lease)
 
+    @outage_guard(0)
     def retry_failed(self) -> int:
         """Requests given up by the ledger are queued again, attempts reset."""
         return self.store.retry_given_up()
 
+    @outage_guard(None)
     def replace_data(self, lease_id: Any, data: str) -> None:
         self.store.replace_data(lease_id, data)
 
+    @outage_guard(NO_ACCOUNT)
     def account(self) -> Account:
         return redis_account(self.server, self.keys, self.id_field)
 
     # -- partial items and exports -------------------------------------------
 
+    @outage_guard(None)
     def put_pending(self, item_id: int, fields: dict[str, Any]) -> None:
         self.server.hset(self.keys.pending, item_id, ujson.dumps(fields))
 
+    @outage_guard(None)
     def get_pending(self, item_id: int) -> dict[str, Any] | None:
         raw = self.server.hget(self.keys.pending, item_id)
         return ujson.loads(raw) if raw is not None else None
 
+    @outage_guard(0)
     def pending_count(self) -> int:
         return int(self.server.hlen(self.keys.pending))
 
+    @outage_guard(False)
     def is_exported(self, item_id: int) -> bool:
         return bool(self.server.sismember(self.keys.exported, item_id))
 
+    @outage_guard(0)
     def exported_count(self) -> int:
         return int(self.server.scard(self.keys.exported))
 
+    @outage_guard(None)
     def mark_exported(self, item_id: int, items_offset: int) -> None:
         """Called once the item's line is flushed to this worker's items file."""
         leases = [lease for lease, pid in self.held.items() if pid == item_id]

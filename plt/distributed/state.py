@@ -24,12 +24,18 @@ from typing import TYPE_CHECKING, Any
 
 import ujson
 from redis.exceptions import RedisError
-from scrapy_redis.connection import get_redis_from_settings
 
+from plt.distributed.connection import (
+    DEFAULT_OUTAGE_SECONDS,
+    outage_guard,
+    reachable,
+    redis_client,
+)
+from plt.distributed.frontier import RedisFrontier
 from plt.distributed.identity import CrawlGuard, Retailer
 from plt.distributed.ledger import RedisLedgerRecord
 from plt.distributed.store import SCHEMA_VERSION, CrawlStatus, JobKeys, LeaseStore, safe_name
-from plt.job import crash, itemsfile
+from plt.job import itemsfile
 from plt.job.itemsfile import DEFAULT_ID_FIELD, ITEMS_FILE
 from plt.job.jobdir import JobStateError
 from plt.job.store import JobStore
@@ -46,6 +52,8 @@ STORE_PATH = "plt.distributed.state.RedisJobState"
 DEFAULT_LEASE_SECONDS = 30.0
 DEFAULT_FINISHED_TTL = 7 * 24 * 3600  # PLT_REDIS_FINISHED_TTL
 _CONSTANT_META = frozenset({"started_at", "schema"})
+# What the worker reads of a crawl it cannot reach: nothing is known to be done.
+LOST_STATUS = CrawlStatus(0, 0, 0, 0, False, False, 0, lost=True)
 
 
 def job_name(settings: BaseSettings) -> str:
@@ -67,7 +75,7 @@ def worker_items_file(worker: str) -> str:
     return f"items-{worker}.jsonl"
 
 
-class RedisJobState(RedisLedgerRecord, JobStore):
+class RedisJobState(RedisFrontier, RedisLedgerRecord, JobStore):
     queue_name = "redis"
     shared = True
 
@@ -82,7 +90,9 @@ class RedisJobState(RedisLedgerRecord, JobStore):
         self.worker = worker_name(settings)
         self.lease_seconds = settings.getfloat("PLT_LEASE_SECONDS", DEFAULT_LEASE_SECONDS)
         self.keys = JobKeys.for_job(self.job)
-        self.server = get_redis_from_settings(settings)
+        self.redis_url = settings.get("REDIS_URL") or ""
+        self.outage_seconds = settings.getfloat("PLT_REDIS_OUTAGE_SECONDS", DEFAULT_OUTAGE_SECONDS)
+        self.server = redis_client(self.redis_url, self.outage_seconds)
         self.store = LeaseStore(self.server, self.keys)
         retailer = Retailer.from_settings(settings)
         self.guard = CrawlGuard(self.server, self.keys, self.job, retailer, self.jobdir)
@@ -115,12 +125,10 @@ class RedisJobState(RedisLedgerRecord, JobStore):
     def open(self) -> None:
         if self.db is not None:
             return
-        try:
-            self.server.ping()
-        except RedisError as exc:
+        if (why := reachable(self.redis_url)) is not None:
             raise JobStateError(
-                f"Redis at REDIS_URL is not reachable ({exc}); start it or fix REDIS_URL."
-            ) from None
+                f"Redis at REDIS_URL is not reachable ({why}); start it or fix REDIS_URL."
+            )
         if self.jobdir is not None:
             self.jobdir.mkdir(parents=True, exist_ok=True)
             self._lock()
@@ -209,6 +217,14 @@ class RedisJobState(RedisLedgerRecord, JobStore):
             os.close(self._lock_fd)
             self._lock_fd = None
 
+    def redis_failed(self, error: Exception) -> JobStateError:
+        """Redis stayed away past PLT_REDIS_OUTAGE_SECONDS: the worker stops (exit 2)."""
+        return JobStateError(
+            f"Redis at REDIS_URL failed for more than {self.outage_seconds:.0f} s "
+            f"(PLT_REDIS_OUTAGE_SECONDS): {error}. The worker stops; its leases expire and "
+            f"go back to the queue. Start it again once Redis is back."
+        )
+
     @property
     def _lock_name(self) -> str:
         return f".worker-{self.worker}.lock"
@@ -218,64 +234,30 @@ class RedisJobState(RedisLedgerRecord, JobStore):
     def get_meta(self, key: str, default: Any = None) -> Any:
         if key in self._meta_cache:
             return self._meta_cache[key]
-        raw = self.server.hget(self.keys.meta, key)
+        if self.write_error is not None:
+            return default
+        try:
+            raw = self.server.hget(self.keys.meta, key)
+        except RedisError as exc:
+            self.fail(self.redis_failed(exc))
+            return default
         value = ujson.loads(raw) if raw is not None else default
         if raw is not None and key in _CONSTANT_META:
             self._meta_cache[key] = value  # read once per item otherwise
         return value
 
+    @outage_guard(None)
     def set_meta(self, key: str, value: Any) -> None:
         self.server.hset(self.keys.meta, key, ujson.dumps(value))
 
-    # -- frontier and leases -------------------------------------------------
-
-    def add_request(
-        self,
-        fp: str | None,
-        priority: int,
-        data: str,
-        item_id: int | None,
-        replaces: Any = None,
-        seed: bool = False,
-    ) -> bool:
-        if replaces is not None:
-            self.held.pop(replaces, None)
-        added = self.store.push(fp, priority, data, replaces, seed)
-        if added:
-            crash.point("after_store")
-        return added
-
-    def add_seen(self, fp: str) -> bool:
-        return bool(self.server.sadd(self.keys.seen, fp))
-
-    def lease_next(self) -> tuple[str, str] | None:
-        if self.lost is not None:
-            return None
-        while (row := self.store.pop(self.worker, self.lease_seconds)) is not None:
-            lease, data = row
-            if data is not None:
-                self.held[lease] = None
-                crash.point("after_lease")
-                return lease, data
-            self.store.settle([lease])  # settled by another worker meanwhile
-        self.check_crawl()  # an empty queue, or a vanished one?
-        return None
-
-    def hold(self, lease: Any, item_id: int | None) -> None:
-        self.held[lease] = item_id
-
-    def queued_count(self) -> int:
-        return self.store.queued()
-
-    def leased_count(self) -> int:
-        return len(self.held)
-
+    @outage_guard(False)
     def idle(self) -> bool:
         # A crawl that was never seeded has not started, whatever is queued;
         # one whose state was lost is not over, it is gone.
         status = self.status()
         return status.done and status.seeded and not status.lost
 
+    @outage_guard(None)
     def crawl_over(self, finished: bool, settings: Any) -> None:
         from plt.distributed.merge import finish_job  # merge imports this module
 
@@ -287,20 +269,6 @@ class RedisJobState(RedisLedgerRecord, JobStore):
             self.lost = lost
             self.fail(lost)
         return self.lost is None
-
-    def settle(self, lease_id: Any) -> None:
-        self.held.pop(lease_id, None)
-        self.store.settle([lease_id])
-
-    def give_up(self, lease_id: Any) -> None:
-        """An undecodable request: settled, and counted so that no run finishes silently."""
-        self.settle(lease_id)
-        self.server.hincrby(self.keys.meta, "given_up", 1)  # its JSON is a plain int
-        self.given_up += 1
-
-    def given_up_count(self) -> int:
-        value = self.get_meta("given_up", 0)
-        return value if isinstance(value, int) else 0
 
     @property
     def where(self) -> str:
@@ -318,22 +286,7 @@ class RedisJobState(RedisLedgerRecord, JobStore):
             f"{self.worker_items_path}"
         )
 
-    def renew(self) -> int:
-        """Extend this worker's leases; forget those another worker took over."""
-        lost = self.store.renew(self.worker, self.lease_seconds, list(self.held))
-        for lease in lost:
-            self.held.pop(lease, None)
-        return len(self.held)
-
-    def fail_held(self) -> int:
-        """Called when the worker is idle: what it still holds failed for now."""
-        leases, self.held = list(self.held), {}
-        return self.store.give_back(self.worker, leases, failed=True)
-
-    def release_held(self) -> int:
-        leases, self.held = list(self.held), {}
-        return self.store.give_back(self.worker, leases, failed=False)
-
+    @outage_guard(LOST_STATUS)
     def status(self) -> CrawlStatus:
         if (expired := self.guard.expired) is not None:
             return CrawlStatus(0, 0, 0, 0, True, True, expired.finished_exported or 0)
@@ -345,6 +298,7 @@ class RedisJobState(RedisLedgerRecord, JobStore):
             self.guard.finished(status.exported)
         return status
 
+    @outage_guard(0)
     def exported_count(self) -> int:
         if (expired := self.guard.expired) is not None:
             return expired.finished_exported or 0

@@ -1,0 +1,111 @@
+"""The frontier of the Redis job store (part of RedisJobState): requests
+queued, leased by this worker, settled or given up, through the atomic steps
+of plt.distributed.store. The worker's own view is ``held``: the leases it
+holds (bounded by its concurrency) and the item id each works for.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from plt.distributed.connection import outage_guard
+from plt.job import crash
+from plt.job.jobdir import JobStateError
+
+
+class RedisFrontier:
+    server: Any
+    keys: Any
+    store: Any
+    worker: str
+    lease_seconds: float
+    lost: JobStateError | None
+    given_up: int
+    held: dict[str, int | None]
+
+    def check_crawl(self) -> bool:
+        raise NotImplementedError
+
+    def get_meta(self, key: str, default: Any = None) -> Any:
+        raise NotImplementedError
+
+    @outage_guard(False)
+    def add_request(
+        self,
+        fp: str | None,
+        priority: int,
+        data: str,
+        item_id: int | None,
+        replaces: Any = None,
+        seed: bool = False,
+    ) -> bool:
+        if replaces is not None:
+            self.held.pop(replaces, None)
+        added = self.store.push(fp, priority, data, replaces, seed)
+        if added:
+            crash.point("after_store")
+        return added
+
+    @outage_guard(False)
+    def add_seen(self, fp: str) -> bool:
+        return bool(self.server.sadd(self.keys.seen, fp))
+
+    @outage_guard(None)
+    def lease_next(self) -> tuple[str, str] | None:
+        if self.lost is not None:
+            return None
+        while (row := self.store.pop(self.worker, self.lease_seconds)) is not None:
+            lease, data = row
+            if data is not None:
+                self.held[lease] = None
+                crash.point("after_lease")
+                return lease, data
+            self.store.settle([lease])  # settled by another worker meanwhile
+        self.check_crawl()  # an empty queue, or a vanished one?
+        return None
+
+    def hold(self, lease: Any, item_id: int | None) -> None:
+        self.held[lease] = item_id
+
+    @outage_guard(0)
+    def queued_count(self) -> int:
+        return self.store.queued()
+
+    def leased_count(self) -> int:
+        return len(self.held)
+
+    @outage_guard(None)
+    def settle(self, lease_id: Any) -> None:
+        self.held.pop(lease_id, None)
+        self.store.settle([lease_id])
+
+    @outage_guard(None)
+    def give_up(self, lease_id: Any) -> None:
+        """An undecodable request: settled, and counted so that no run finishes silently."""
+        self.settle(lease_id)
+        self.server.hincrby(self.keys.meta, "given_up", 1)  # its JSON is a plain int
+        self.given_up += 1
+
+    @outage_guard(0)
+    def given_up_count(self) -> int:
+        value = self.get_meta("given_up", 0)
+        return value if isinstance(value, int) else 0
+
+    @outage_guard(0)
+    def renew(self) -> int:
+        """Extend this worker's leases; forget those another worker took over."""
+        lost = self.store.renew(self.worker, self.lease_seconds, list(self.held))
+        for lease in lost:
+            self.held.pop(lease, None)
+        return len(self.held)
+
+    @outage_guard(0)
+    def fail_held(self) -> int:
+        """Called when the worker is idle: what it still holds failed for now."""
+        leases, self.held = list(self.held), {}
+        return self.store.give_back(self.worker, leases, failed=True)
+
+    @outage_guard(0)
+    def release_held(self) -> int:
+        leases, self.held = list(self.held), {}
+        return self.store.give_back(self.worker, leases, failed=False)
