@@ -1,4 +1,5 @@
-"""A real redis-server for the tests: one per session, loopback only, no persistence.
+"""A real redis-server for the tests: one per session, loopback only, no persistence
+(and one with persistence, for a test that restarts it).
 
 Loaded as a plugin (``pytest_plugins = ("tests.redis_server",)``) so that the
 session fixture is shared by every module that uses it. Without redis-server
@@ -32,8 +33,9 @@ def free_port() -> int:
 
 
 class RedisServer:
-    def __init__(self, workdir: Path) -> None:
+    def __init__(self, workdir: Path, *, persistent: bool = False) -> None:
         self.workdir = workdir
+        self.persistent = persistent
         self.port = 0
         self.proc: subprocess.Popen[bytes] | None = None
 
@@ -47,15 +49,27 @@ class RedisServer:
     def start(self) -> RedisServer:
         for _ in range(3):  # another process may take the free port first
             self.port = free_port()
-            log = (self.workdir / f"redis-{self.port}.log").open("wb")
-            argv = [REDIS_SERVER, "--port", str(self.port), "--bind", "127.0.0.1"]
-            argv += ["--save", "", "--appendonly", "no", "--dir", str(self.workdir)]
-            self.proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT)
-            log.close()
-            if self._wait_ready():
+            if self._launch():
                 return self
             self.stop()
         raise RuntimeError(f"redis-server did not start; see the logs in {self.workdir}")
+
+    def restart(self) -> None:
+        """Start it again on the same port, after it stopped (its data back from the AOF)."""
+        if not self._launch():
+            raise RuntimeError(f"redis-server did not restart; see the logs in {self.workdir}")
+
+    def _launch(self) -> bool:
+        log = (self.workdir / f"redis-{self.port}.log").open("ab")
+        argv = [REDIS_SERVER, "--port", str(self.port), "--bind", "127.0.0.1"]
+        argv += ["--save", "", "--dir", str(self.workdir)]
+        if self.persistent:
+            argv += ["--appendonly", "yes", "--appendfsync", "always"]
+        else:
+            argv += ["--appendonly", "no"]
+        self.proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT)
+        log.close()
+        return self._wait_ready()
 
     def _wait_ready(self) -> bool:
         assert self.proc is not None
@@ -81,6 +95,18 @@ def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServ
             pytest.fail(f"{reason}; CI must install it", pytrace=False)
         pytest.skip(reason)
     server = RedisServer(tmp_path_factory.mktemp("redis")).start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def persistent_redis(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
+    """A redis-server of its own with an append-only file: it can be stopped and restarted."""
+    if shutil.which(REDIS_SERVER) is None:
+        pytest.skip(f"{REDIS_SERVER} is not installed")
+    server = RedisServer(tmp_path_factory.mktemp("redis-aof"), persistent=True).start()
     try:
         yield server
     finally:

@@ -169,3 +169,32 @@ def test_a_crawl_lost_mid_crawl_stops_its_worker_and_never_looks_finished(
     assert reset.wait() == 0, reset.output()[-4000:]
     assert (result := shop.compare(jobdir / "items.jsonl")).exact, result.summary()
     assert redis_server.client().ttl(JobKeys.for_job(jobdir.name).meta) > 0
+
+
+OUTAGE_SECONDS = 5
+
+
+def test_a_redis_outage_mid_crawl_is_ridden_out(shop, persistent_redis, tmp_path):
+    jobdir = tmp_path
+    argv = worker_argv(jobdir, shop.url, persistent_redis.url, "w")
+    # Redis shuts down right after the worker's 20th export, and is away for 5 s.
+    outage = [argv[0], "-m", "tests.redis_outage", "20", *argv[3:]]
+    proc = subprocess.Popen(
+        outage, cwd=PROJECT, env=crawl_env(), stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        assert persistent_redis.proc is not None
+        persistent_redis.proc.wait(timeout=TIMEOUT)
+        time.sleep(OUTAGE_SECONDS)  # the outage itself, not a wait for timing
+        persistent_redis.restart()
+        _, stderr = proc.communicate(timeout=TIMEOUT)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, stderr[-4000:]
+    assert "Traceback" not in stderr, stderr[-4000:]
+    assert "Redis is unreachable" in stderr and "Redis is back after" in stderr
+    assert (result := shop.compare(jobdir / "items.jsonl")).exact, result.summary()
+    (stats,) = runs(jobdir)
+    assert stats["finish_reason"] == "finished"
