@@ -19,9 +19,11 @@ def flush_after(exports: int) -> None:
     mark_exported = RedisJobState.mark_exported
     done = 0
 
-    def flushing(self: RedisJobState, product_id: int, items_offset: int) -> None:
+    def flushing(
+        self: RedisJobState, product_id: int, items_offset: int, line: bytes = b""
+    ) -> None:
         nonlocal done
-        mark_exported(self, product_id, items_offset)
+        mark_exported(self, product_id, items_offset, line)
         done += 1
         if done == exports:
             self.store.reset()

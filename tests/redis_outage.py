@@ -22,9 +22,11 @@ def shutdown_after(exports: int) -> None:
     mark_exported = RedisJobState.mark_exported
     done = 0
 
-    def shutting_down(self: RedisJobState, item_id: int, items_offset: int) -> None:
+    def shutting_down(
+        self: RedisJobState, item_id: int, items_offset: int, line: bytes = b""
+    ) -> None:
         nonlocal done
-        mark_exported(self, item_id, items_offset)
+        mark_exported(self, item_id, items_offset, line)
         done += 1
         if done == exports:
             # The server closes the connection as it goes.

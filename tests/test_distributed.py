@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import time
@@ -108,13 +109,15 @@ def test_two_workers_split_one_crawl_then_a_rerun_does_nothing(shop, redis_serve
     assert (result := shop.compare(jobdir / "items.jsonl")).exact, result.summary()
 
 
-def test_kill_9_one_of_two_workers(shop, redis_server, tmp_path):
-    jobdir = tmp_path  # its name, unique per test, names the crawl in Redis
+def test_kill_9_one_of_two_workers_and_remove_its_disk(shop, redis_server, tmp_path):
+    jobdir = tmp_path / "job"  # its name, unique per test, names the crawl in Redis
     served_before = served(shop)
     lease = f"PLT_LEASE_SECONDS={KILL_LEASE_SECONDS}"
-    victim = Worker(jobdir, shop.url, redis_server.url, "victim", lease)
+    # Each worker on its own machine: the victim's JOBDIR is its own disk.
+    victim_disk = tmp_path / "victim-disk" / "job"
+    victim = Worker(victim_disk, shop.url, redis_server.url, "victim", lease)
     survivor = Worker(jobdir, shop.url, redis_server.url, "survivor", lease)
-    victim_items = jobdir / "items-victim.jsonl"
+    victim_items = victim_disk / "items-victim.jsonl"
     deadline = time.monotonic() + 60
     while lines(victim_items) < 20 and victim.proc.poll() is None:
         assert time.monotonic() < deadline, victim.output()[-4000:]
@@ -122,6 +125,7 @@ def test_kill_9_one_of_two_workers(shop, redis_server, tmp_path):
     os.kill(victim.proc.pid, signal.SIGKILL)
     victim.proc.wait()
     at_kill = lines(victim_items)
+    shutil.rmtree(victim_disk.parent)  # the disk is gone, and with it the victim's file
     assert survivor.wait() == 0, survivor.output()[-4000:]
 
     assert 0 < at_kill < len(shop.ground_truth)

@@ -1,12 +1,10 @@
-"""Merging the workers' items files into the job's items.jsonl."""
+"""The job's items.jsonl from the crawl's items stream in Redis, checked."""
 
 from __future__ import annotations
 
 import json
 
-import pytest
-
-from plt.distributed.merge import MergeError, main, merge_items, worker_files
+from plt.distributed.merge import main, write_items
 from tests.test_distributed_state import make_state
 
 pytest_plugins = ("tests.redis_server",)
@@ -15,89 +13,69 @@ pytest_plugins = ("tests.redis_server",)
 SHOP = "http://127.0.0.1:8800"
 
 
-def write(path, ids, torn: bool = False, shop: str = SHOP):
-    lines = "".join(
-        json.dumps({"product_id": i, "url": f"{shop}/product/p-{i}", "name": f"p{i}"}) + "\n"
-        for i in ids
-    )
-    path.write_text(lines + ('{"product_id": 99, "na' if torn else ""))
-    return path
+def line(item_id: int, shop: str = SHOP) -> bytes:
+    item = {"product_id": item_id, "url": f"{shop}/product/p-{item_id}", "name": f"p{item_id}"}
+    return (json.dumps(item) + "\n").encode()
 
 
 def ids(path):
-    return [json.loads(line)["product_id"] for line in path.read_text().splitlines()]
+    return [json.loads(text)["product_id"] for text in path.read_text().splitlines()]
 
 
-def test_each_product_once_torn_lines_dropped(tmp_path):
-    a = write(tmp_path / "items-a.jsonl", [1, 2, 3], torn=True)
-    b = write(tmp_path / "items-b.jsonl", [3, 4])
+def test_each_item_once_in_order(tmp_path):
     out = tmp_path / "items.jsonl"
-    result = merge_items(worker_files(tmp_path), out)
-    assert result.written
-    assert (result.products, result.duplicates, result.torn) == (4, 1, 1)
-    assert ids(out) == [1, 2, 3, 4]
-    assert worker_files(tmp_path) == [a, b]
+    result = write_items([(1, line(1)), (2, line(2)), (1, line(1))], out, {1, 2})
+    assert result.written and (result.items, result.duplicates) == (2, 1)
+    assert ids(out) == [1, 2]
 
 
-def test_not_written_when_products_are_missing(tmp_path):
-    write(tmp_path / "items-a.jsonl", [1, 2])
+def test_not_written_when_items_are_missing(tmp_path):
     out = tmp_path / "items.jsonl"
-    # Three products, as many as exported: but not the ones exported.
-    write(tmp_path / "items-b.jsonl", [4])
-    result = merge_items(worker_files(tmp_path), out, expected={1, 2, 3})
-    assert not result.written and result.products == 3
-    assert result.missing == [3]
-    assert not out.exists()
-    assert sorted(tmp_path.iterdir()) == [tmp_path / "items-a.jsonl", tmp_path / "items-b.jsonl"]
+    result = write_items([(1, line(1)), (4, line(4))], out, expected={1, 2, 3})
+    assert not result.written and result.missing == [2, 3]
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_not_written_when_items_are_of_another_retailer(tmp_path):
-    write(tmp_path / "items-a.jsonl", [1, 2])
-    write(tmp_path / "items-b.jsonl", [3], shop="http://localhost:8800")
-    result = merge_items(worker_files(tmp_path), tmp_path / "items.jsonl", {1, 2, 3}, SHOP)
+    out = tmp_path / "items.jsonl"
+    items = [(1, line(1)), (3, line(3, "http://localhost:8800"))]
+    result = write_items(items, out, {1, 3}, SHOP)
     assert not result.written
     assert (result.foreign, result.first_foreign) == (1, "http://localhost:8800/product/p-3")
     # Another scheme, port or a www. prefix is the same retailer (redirects).
-    write(tmp_path / "items-b.jsonl", [3], shop="https://www.127.0.0.1")
-    assert merge_items(worker_files(tmp_path), tmp_path / "items.jsonl", {1, 2, 3}, SHOP).written
+    assert write_items([(1, line(1, "https://www.127.0.0.1"))], out, {1}, SHOP).written
 
 
-def test_a_line_that_is_not_an_item_is_an_error(tmp_path):
-    (tmp_path / "items-a.jsonl").write_text('{"product_id": 1}\nnot json\n')
-    with pytest.raises(MergeError, match="byte 18"):
-        merge_items(worker_files(tmp_path), tmp_path / "items.jsonl")
-
-
-def crawl_with_exports(redis_server, jobdir, ids):
-    state = make_state(redis_server, jobdir, SHOP_URL=SHOP, PLT_JOB_RESET=True)
+def crawl_with_exports(redis_server, jobdir, item_ids, shop=SHOP, **settings):
+    state = make_state(redis_server, jobdir, SHOP_URL=SHOP, PLT_JOB_RESET=True, **settings)
     state.open()
-    for product_id in ids:
-        state.mark_exported(product_id, 0)
+    for item_id in item_ids:
+        state.mark_exported(item_id, 0, line(item_id, shop))
     state.close()
     return state
 
 
-def test_command_merges_files_from_other_machines(redis_server, tmp_path, capsys):
-    jobdir = tmp_path / "job"
-    crawl_with_exports(redis_server, jobdir, [1, 2, 5])
-    write(jobdir / "items-here.jsonl", [1, 2])
-    elsewhere = write(tmp_path / "items-there.jsonl", [2, 5])
-    assert main([str(jobdir), str(elsewhere), "--redis-url", redis_server.url]) == 0
-    assert ids(jobdir / "items.jsonl") == [1, 2, 5]
-    out = capsys.readouterr().out
-    assert "3 products from 2 files (1 repeated lines" in out
-    assert "3 exported in crawl job" in out
-    missing = [str(jobdir), str(tmp_path / "missing.jsonl"), "--redis-url", redis_server.url]
-    assert main(missing) == 2
+def test_items_outlive_the_disk_of_the_worker_that_wrote_them(redis_server, tmp_path, capsys):
+    crawl_with_exports(redis_server, tmp_path / "job", [1, 2, 5])
+    elsewhere = tmp_path / "elsewhere" / "job"  # another machine: no file of the crawl
+    assert main([str(elsewhere), "--redis-url", redis_server.url]) == 0
+    assert ids(elsewhere / "items.jsonl") == [1, 2, 5]
+    assert "3 items in crawl job's stream; 3 exported" in capsys.readouterr().out
+
+
+def test_an_export_recorded_twice_streams_its_item_once(redis_server, tmp_path):
+    state = crawl_with_exports(redis_server, tmp_path / "job", [1])
+    state.open()
+    state.mark_exported(1, 0, line(1))  # another worker's late copy
+    state.close()
+    assert [i for i, _ in state.store.items()] == [1]
 
 
 def test_command_refuses_what_it_cannot_check(redis_server, tmp_path, capsys):
     jobdir = tmp_path / "job"
-    jobdir.mkdir()
-    write(jobdir / "items-here.jsonl", [1, 2])
     assert main([str(jobdir)]) == 2
     assert capsys.readouterr().err == (
-        "error: --redis-url is required: the merge is checked against the crawl in Redis\n"
+        "error: --redis-url is required: the items are in the crawl's Redis\n"
     )
     assert main([str(jobdir), "--redis-url", redis_server.url, "--job", "never-run"]) == 2
     err = capsys.readouterr().err
@@ -106,38 +84,19 @@ def test_command_refuses_what_it_cannot_check(redis_server, tmp_path, capsys):
     assert not (jobdir / "items.jsonl").exists()
 
 
-def test_command_compares_product_ids_not_counts(redis_server, tmp_path, capsys):
-    jobdir = tmp_path / "job"
-    crawl_with_exports(redis_server, jobdir, [1, 2, 3])
-    write(jobdir / "items-here.jsonl", [1, 2, 4])  # three products, one of them not exported
-    assert main([str(jobdir), "--redis-url", redis_server.url]) == 1
-    err = capsys.readouterr().err
-    assert "1 of the 3 products exported in Redis are in none of the files (ids 3)" in err
-    assert not (jobdir / "items.jsonl").exists()
-
-
 def test_command_refuses_items_of_another_retailer(redis_server, tmp_path, capsys):
     jobdir = tmp_path / "job"
-    crawl_with_exports(redis_server, jobdir, [1, 2])
-    write(jobdir / "items-here.jsonl", [1])
-    other = write(tmp_path / "items-other.jsonl", [2], shop="http://localhost:8800")
-    assert main([str(jobdir), str(other), "--redis-url", redis_server.url]) == 1
+    crawl_with_exports(redis_server, jobdir, [1, 2], shop="http://localhost:8800")
+    assert main([str(jobdir), "--redis-url", redis_server.url]) == 1
     err = capsys.readouterr().err
-    assert f"1 items are not of the crawl's retailer {SHOP}" in err
+    assert f"2 items are not of the crawl's retailer {SHOP}" in err
     assert not (jobdir / "items.jsonl").exists()
 
 
 def test_command_refuses_a_jobdir_of_another_crawl_of_the_same_name(redis_server, tmp_path, capsys):
     jobdir = tmp_path / "job"
     crawl_with_exports(redis_server, jobdir, [1])
-    write(jobdir / "items-here.jsonl", [1])
-    # The crawl is started over elsewhere: this JOBDIR's files are of the old one.
-    elsewhere = tmp_path / "elsewhere"
-    again = make_state(
-        redis_server, elsewhere, SHOP_URL=SHOP, PLT_REDIS_JOB="job", PLT_JOB_RESET=True
-    )
-    again.open()
-    again.mark_exported(1, 0)
-    again.close()
+    # The crawl is started over elsewhere: this JOBDIR is of the old one.
+    crawl_with_exports(redis_server, tmp_path / "elsewhere", [1], PLT_REDIS_JOB="job")
     assert main([str(jobdir), "--redis-url", redis_server.url]) == 2
-    assert "are of crawl job started at" in capsys.readouterr().err
+    assert "not the one in Redis, started at" in capsys.readouterr().err

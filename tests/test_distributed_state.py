@@ -65,19 +65,21 @@ def test_a_second_worker_of_the_same_name_is_refused(redis_server, tmp_path):
     again.close()
 
 
-def test_a_restarted_worker_catches_up_its_items_file(redis_server, tmp_path):
+def test_a_restarted_worker_trims_its_items_file_to_the_record(redis_server, tmp_path):
     state = make_state(redis_server, tmp_path)
     state.open()
     path = tmp_path / "items-w.jsonl"
     path.write_bytes(item_line(1))
-    state.mark_exported(1, path.stat().st_size)
+    state.mark_exported(1, path.stat().st_size, item_line(1))
     state.close()
-    # Killed after flushing product 2, before recording it, while writing product 3.
+    # Killed after flushing product 2, before recording it, while writing product 3:
+    # the record and the item are in Redis; 2 and 3 are fetched again.
     path.write_bytes(item_line(1) + item_line(2) + item_line(3)[:5])
     state = make_state(redis_server, tmp_path)
     state.open()
-    assert state.is_exported(2) and not state.is_exported(3)
-    assert path.read_bytes() == item_line(1) + item_line(2)
+    assert state.is_exported(1) and not state.is_exported(2)
+    assert path.read_bytes() == item_line(1)
+    assert [item_id for item_id, _ in state.store.items()] == [1]
     state.close()
 
 

@@ -115,9 +115,10 @@ class RedisLedgerRecord:
         return int(self.server.scard(self.keys.exported))
 
     @outage_guard(None)
-    def mark_exported(self, item_id: int, items_offset: int) -> None:
-        """Called once the item's line is flushed to this worker's items file."""
+    def mark_exported(self, item_id: int, items_offset: int, line: bytes = b"") -> None:
+        """The item's line goes into the crawl's items stream with its record, in one
+        step: this worker's own items file is a convenience, never the record."""
         leases = [lease for lease, pid in self.held.items() if pid == item_id]
         for lease in leases:
             del self.held[lease]
-        self.store.export(item_id, self.worker, items_offset, leases)
+        self.store.export(item_id, self.worker, items_offset, leases, line)

@@ -82,16 +82,19 @@ return n
 """
 )
 
-# Export record, partial item and leases agree in one step.
-# KEYS: exported, pending, offsets, leases, queue, data, owner
-# ARGV: product id, worker, items file offset, leases...
+# The item, its export record, partial item and leases agree in one step: the
+# item's line goes into the crawl's items stream, once, with its record, so it
+# outlives the worker that wrote it.
+# KEYS: exported, pending, offsets, leases, queue, data, owner, items
+# ARGV: item id, worker, items file offset, item line, leases...
 EXPORT = (
     _SETTLE_EACH
     + """
 local added = redis.call('SADD', KEYS[1], ARGV[1])
+if added == 1 then redis.call('XADD', KEYS[8], '*', 'id', ARGV[1], 'line', ARGV[4]) end
 redis.call('HDEL', KEYS[2], ARGV[1])
 redis.call('HSET', KEYS[3], ARGV[2], ARGV[3])
-for i = 4, #ARGV do settle(ARGV[i]) end
+for i = 5, #ARGV do settle(ARGV[i]) end
 return added
 """
 )

@@ -1,21 +1,19 @@
-"""The job's items.jsonl from the workers' items files, each product once.
+"""The job's items.jsonl from the crawl's items stream in Redis, each item once.
 
-    python -m plt.distributed.merge JOBDIR [MORE_FILES ...] --redis-url URL [--job NAME]
+    python -m plt.distributed.merge JOBDIR --redis-url URL [--job NAME]
 
-Workers of one crawl each append to ``<JOBDIR>/items-<worker>.jsonl``. A worker
-killed between flushing a line and recording the export in Redis leaves a line
-that another worker writes again; a killed worker may also leave a torn last
-line. The merge keeps the first complete line of each product and writes the
-result atomically (a temporary file, then a rename). A worker that sees the
-crawl finished runs it on its JOBDIR; workers on other machines each have
-their own file: gather them and run this command.
+A worker records each export in Redis together with the item's line (one
+atomic step, plt.distributed.lua EXPORT), in the crawl's items stream: an item
+counts as exported only where it outlives its worker and that worker's disk.
+The worker that sees the crawl done writes ``<JOBDIR>/items.jsonl`` from the
+stream; this command does the same on any machine, until the crawl's keys
+expire (PLT_REDIS_FINISHED_TTL after it finished). The file is written
+atomically (a temporary file, fsynced, then a rename).
 
-The result is checked against the crawl's record in Redis, and written only if
-it holds every product id exported there and only items of the crawl's
-retailer (SHOP_URL's host). The command refuses a crawl that Redis does not
-know: it could check nothing. Exit status: 0 written; 1 the check failed;
-2 it could not run (a missing file, a line that is no item, no such crawl,
-Redis unreachable).
+The result is checked before it is written: every item id exported in Redis,
+each once, and only items of the crawl's retailer (SHOP_URL's host). The
+command refuses a crawl that Redis does not know. Exit status: 0 written;
+1 the check failed; 2 it could not run (no such crawl, Redis unreachable).
 """
 
 from __future__ import annotations
@@ -24,6 +22,7 @@ import argparse
 import logging
 import os
 import sys
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -32,39 +31,28 @@ from urllib.parse import urlsplit
 import ujson
 
 from plt.distributed.identity import RECORD_FILE, CrawlIdentity, CrawlRecord, read_identity
-from plt.job.itemsfile import DEFAULT_ID_FIELD, ITEMS_FILE, item_id_of
+from plt.job.itemsfile import ITEMS_FILE
 from plt.job.jobdir import JobStateError
 
 if TYPE_CHECKING:
+    from redis import Redis
     from scrapy.settings import BaseSettings
 
     from plt.distributed.state import RedisJobState
-    from plt.distributed.store import CrawlStatus
+    from plt.distributed.store import CrawlStatus, LeaseStore
 
 logger = logging.getLogger(__name__)
-
-WORKER_FILES = "items-*.jsonl"
-
-
-class MergeError(Exception):
-    """An items file holds a line that is not a product item."""
 
 
 @dataclass
 class MergeResult:
     out: Path
-    products: int = 0
+    items: int = 0
     duplicates: int = 0
-    torn: int = 0
-    sources: list[Path] = field(default_factory=list)
     written: bool = False
-    missing: list[int] = field(default_factory=list)  # exported, but in no file
+    missing: list[int] = field(default_factory=list)  # exported, but not in the stream
     foreign: int = 0  # items of another retailer
     first_foreign: str = ""
-
-
-def worker_files(jobdir: Path) -> list[Path]:
-    return sorted(jobdir.glob(WORKER_FILES))
 
 
 def site(url: str) -> str:
@@ -73,41 +61,32 @@ def site(url: str) -> str:
     return host.removeprefix("www.")
 
 
-def merge_items(
-    sources: list[Path],
+def write_items(
+    items: Iterable[tuple[int, bytes]],
     out: Path,
     expected: set[int] | None = None,
     shop_url: str | None = None,
-    id_field: str = DEFAULT_ID_FIELD,
 ) -> MergeResult:
-    """Write ``out`` from ``sources``; not written if a product id in ``expected`` is
-    missing, or an item's url is not on ``shop_url``'s host."""
-    result = MergeResult(out=out, sources=list(sources))
+    """Write ``out`` from (item id, line) pairs; not written if an id in ``expected``
+    is missing, or an item's url is not on ``shop_url``'s host."""
+    result = MergeResult(out=out)
     shop_site = site(shop_url) if shop_url else None
     seen: set[int] = set()
     tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
     try:
         with tmp.open("wb") as w:
-            for src in sources:
-                with src.open("rb") as f:
-                    offset = 0
-                    for line in f:
-                        here, offset = offset, offset + len(line)
-                        if not line.endswith(b"\n"):
-                            result.torn += 1  # a killed worker's half-written last line
-                            continue
-                        product_id = _item_id(src, line, here, id_field)
-                        if product_id in seen:
-                            result.duplicates += 1
-                            continue
-                        seen.add(product_id)
-                        if shop_site is not None and site(url := _url(line)) != shop_site:
-                            result.foreign += 1
-                            result.first_foreign = result.first_foreign or url or "(no url)"
-                        w.write(line)
+            for item_id, line in items:
+                if item_id in seen:
+                    result.duplicates += 1
+                    continue
+                seen.add(item_id)
+                if shop_site is not None and site(url := _url(line)) != shop_site:
+                    result.foreign += 1
+                    result.first_foreign = result.first_foreign or url or "(no url)"
+                w.write(line if line.endswith(b"\n") else line + b"\n")
             w.flush()
             os.fsync(w.fileno())
-        result.products = len(seen)
+        result.items = len(seen)
         if expected is not None:
             result.missing = sorted(expected - seen)
         if result.missing or result.foreign:
@@ -119,25 +98,18 @@ def merge_items(
         tmp.unlink(missing_ok=True)
 
 
-def _item_id(path: Path, line: bytes, offset: int, id_field: str) -> int:
-    item_id = item_id_of(line, id_field)
-    if item_id is None:
-        raise MergeError(
-            f"{path}: the line at byte {offset} has no integer {id_field!r}: {line[:80]!r}"
-        )
-    return item_id
-
-
 def _url(line: bytes) -> str:
-    url = ujson.loads(line).get("url")
+    try:
+        url = ujson.loads(line).get("url")
+    except (ValueError, AttributeError):
+        return ""
     return url if isinstance(url, str) else ""
 
 
 def finish_job(
     state: RedisJobState, status: CrawlStatus, settings: BaseSettings
 ) -> MergeResult | None:
-    """Nothing is left to fetch: merge this JOBDIR's worker files into items.jsonl."""
-    exported = status.exported
+    """Nothing is left to fetch: items.jsonl in this worker's JOBDIR, from Redis."""
     outcome = "finished" if status.finished else "stopped"
     if status.failed:
         logger.warning(
@@ -146,35 +118,22 @@ def finish_job(
             status.failed,
         )
     if state.jobdir is None or not settings.getbool("PLT_REDIS_MERGE", True):
-        logger.info("Crawl %s %s: %d products exported", state.job, outcome, exported)
+        logger.info("Crawl %s %s: %d items exported", state.job, outcome, status.exported)
         return None
     out = state.jobdir / ITEMS_FILE
-    result = merge_items(
-        worker_files(state.jobdir), out, state.store.exported_ids(), id_field=state.id_field
-    )
+    result = write_items(state.store.items(), out, state.store.exported_ids())
     if result.written:
-        logger.info(
-            "Crawl %s %s: %d products in %s (merged from %d worker files, "
-            "%d repeated lines dropped)",
-            state.job,
-            outcome,
-            result.products,
-            out,
-            len(result.sources),
-            result.duplicates,
-        )
+        logger.info("Crawl %s %s: %d items in %s", state.job, outcome, result.items, out)
     else:
-        logger.warning(
-            "Crawl %s %s with %d products exported, but %d of them (%s) are in none of "
-            "the items files in %s: the other workers' files are on other machines. "
-            "Gather them and run python -m plt.distributed.merge %s FILES... --redis-url URL",
+        logger.error(
+            "Crawl %s %s with %d items exported, but %d of them (%s) are not in its items "
+            "stream in Redis: %s not written",
             state.job,
             outcome,
-            exported,
+            status.exported,
             len(result.missing),
             _some(result.missing),
-            state.jobdir,
-            state.jobdir,
+            out,
         )
     return result
 
@@ -187,11 +146,10 @@ def _some(ids: list[int], shown: int = 5) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m plt.distributed.merge",
-        description="Merge the workers' items files of a distributed crawl into items.jsonl, "
-        "checked against the crawl's record in Redis.",
+        description="Write a distributed crawl's items.jsonl from its items in Redis, "
+        "checked against the crawl's export record.",
     )
     parser.add_argument("jobdir", type=Path, help="job directory; items.jsonl is written there")
-    parser.add_argument("files", type=Path, nargs="*", help="more worker files (other machines)")
     parser.add_argument("--redis-url", help="the crawl's Redis (REDIS_URL): required")
     parser.add_argument("--job", help="the crawl's PLT_REDIS_JOB (default: the JOBDIR's name)")
     args = parser.parse_args(argv)
@@ -209,33 +167,27 @@ class _Refused(Exception):
 
 
 def _merge(args: argparse.Namespace) -> int:
+    from redis import Redis
+    from redis.exceptions import RedisError
+
+    from plt.distributed.store import JobKeys, LeaseStore
+
     if not args.redis_url:
-        raise _Refused("--redis-url is required: the merge is checked against the crawl in Redis")
-    missing = [str(f) for f in args.files if not f.is_file()]
-    if missing:
-        raise _Refused(f"no such file: {', '.join(missing)}")
+        raise _Refused("--redis-url is required: the items are in the crawl's Redis")
     job = args.job or args.jobdir.resolve().name
-    identity, expected = _crawl(args.redis_url, job)
+    server = Redis.from_url(args.redis_url)
+    store = LeaseStore(server, JobKeys.for_job(job))
     try:
-        record = CrawlRecord(args.jobdir, job).read() if args.jobdir.is_dir() else None
-    except JobStateError as exc:
-        raise _Refused(str(exc)) from None
-    if record is not None and record.generation != identity.generation:
-        raise _Refused(
-            f"the files in {args.jobdir} are of crawl {job} started at {record.started_at} "
-            f"({args.jobdir / RECORD_FILE}), not of the one in Redis, started at "
-            f"{identity.started_at}"
-        )
-    sources = worker_files(args.jobdir) + args.files
-    try:
-        result = merge_items(sources, args.jobdir / ITEMS_FILE, expected, identity.shop_url)
-    except MergeError as exc:
-        raise _Refused(str(exc)) from None
-    print(
-        f"{result.products} products from {len(sources)} files "
-        f"({result.duplicates} repeated lines and {result.torn} torn lines dropped); "
-        f"{len(expected)} exported in crawl {job}"
-    )
+        identity = _identity(server, store, job, args.redis_url)
+        _check_jobdir(args.jobdir, job, identity)
+        args.jobdir.mkdir(parents=True, exist_ok=True)
+        expected = store.exported_ids()
+        result = write_items(store.items(), args.jobdir / ITEMS_FILE, expected, identity.shop_url)
+    except RedisError as exc:
+        raise _Refused(f"Redis at {args.redis_url} is not reachable ({exc})") from None
+    finally:
+        server.close()
+    print(f"{result.items} items in crawl {job}'s stream; {len(expected)} exported")
     if result.foreign:
         raise _Refused(
             f"{result.out} not written: {result.foreign} items are not of the crawl's "
@@ -244,37 +196,36 @@ def _merge(args: argparse.Namespace) -> int:
         )
     if result.missing:
         raise _Refused(
-            f"{result.out} not written: {len(result.missing)} of the {len(expected)} "
-            f"products exported in Redis "
-            f"are in none of the files ({_some(result.missing)}); gather every worker's file",
+            f"{result.out} not written: {len(result.missing)} of the {len(expected)} items "
+            f"exported in Redis are not in its items stream ({_some(result.missing)})",
             status=1,
         )
     print(f"wrote {result.out}")
     return 0
 
 
-def _crawl(redis_url: str, job: str) -> tuple[CrawlIdentity, set[int]]:
-    """The crawl's identity and exported product ids; _Refused if Redis does not know it."""
-    from redis import Redis
-    from redis.exceptions import RedisError
+def _identity(server: Redis, store: LeaseStore, job: str, redis_url: str) -> CrawlIdentity:
+    identity = read_identity(server, store.keys)
+    if identity is None:
+        raise _Refused(
+            f"no crawl {job} in Redis at {redis_url}: nothing to write the items from "
+            f"(name it with --job; a finished crawl's keys expire after "
+            f"PLT_REDIS_FINISHED_TTL)"
+        )
+    return identity
 
-    from plt.distributed.store import JobKeys, LeaseStore
 
-    server = Redis.from_url(redis_url)
-    keys = JobKeys.for_job(job)
+def _check_jobdir(jobdir: Path, job: str, identity: CrawlIdentity) -> None:
+    """A JOBDIR that belongs to another crawl of the same name is refused."""
     try:
-        identity = read_identity(server, keys)
-        if identity is None:
-            raise _Refused(
-                f"no crawl {job} in Redis at {redis_url}: nothing to check the merge against "
-                f"(name it with --job; a finished crawl's keys expire after "
-                f"PLT_REDIS_FINISHED_TTL)"
-            )
-        return identity, LeaseStore(server, keys).exported_ids()
-    except RedisError as exc:
-        raise _Refused(f"Redis at {redis_url} is not reachable ({exc})") from None
-    finally:
-        server.close()
+        record = CrawlRecord(jobdir, job).read() if jobdir.is_dir() else None
+    except JobStateError as exc:
+        raise _Refused(str(exc)) from None
+    if record is not None and record.generation != identity.generation:
+        raise _Refused(
+            f"{jobdir} holds crawl {job} started at {record.started_at} "
+            f"({jobdir / RECORD_FILE}), not the one in Redis, started at {identity.started_at}"
+        )
 
 
 if __name__ == "__main__":

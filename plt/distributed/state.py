@@ -35,7 +35,6 @@ from plt.distributed.frontier import RedisFrontier
 from plt.distributed.identity import CrawlGuard, Retailer
 from plt.distributed.ledger import RedisLedgerRecord
 from plt.distributed.store import SCHEMA_VERSION, CrawlStatus, JobKeys, LeaseStore, safe_name
-from plt.job import itemsfile
 from plt.job.itemsfile import DEFAULT_ID_FIELD, ITEMS_FILE
 from plt.job.jobdir import JobStateError
 from plt.job.store import JobStore
@@ -187,21 +186,23 @@ class RedisJobState(RedisFrontier, RedisLedgerRecord, JobStore):
         )
 
     def _reconcile(self) -> None:
-        """A worker that restarts under the same name catches up its own file."""
+        """A worker that restarts under the same name trims its own items file to
+        what Redis recorded: the record (and the item) is in Redis, the file is a
+        copy, and lines written but not recorded are fetched again."""
         path = self.worker_items_path
-        if path is None:
+        if path is None or not path.exists():
             return
         offset = int(self.server.hget(self.keys.offsets, self.worker) or 0)
-        try:
-            self.repaired_bytes, ids = itemsfile.reconcile(path, offset, self.id_field)
-        except itemsfile.ItemsFileError as exc:
-            self.close()
-            raise JobStateError(f"{exc} Start the crawl over with -s PLT_JOB_RESET=1.") from None
-        size = path.stat().st_size if path.exists() else 0
-        for product_id in ids:
-            self.store.export(product_id, self.worker, size, [])
-        if self.repaired_bytes and not ids:
-            self.server.hset(self.keys.offsets, self.worker, size)
+        size = path.stat().st_size
+        if size > offset:
+            with path.open("r+b") as f:
+                f.truncate(offset)
+            self.repaired_bytes = size - offset
+            logger.info(
+                "%d bytes of %s not recorded in Redis cut off; those items are fetched again",
+                self.repaired_bytes,
+                path,
+            )
 
     def close(self) -> None:
         if self.db is not None and self.held:

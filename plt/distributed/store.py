@@ -7,6 +7,7 @@ own view (which leases it holds) lives in plt.distributed.state.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass, fields
 from typing import Any
 
@@ -41,6 +42,7 @@ class JobKeys:
     attempts: str
     shown: str
     gaveup: str
+    items: str
 
     @classmethod
     def for_job(cls, job: str) -> JobKeys:
@@ -118,10 +120,20 @@ class LeaseStore:
     def settle(self, leases: list[str]) -> int:
         return int(self._settle(keys=self._settle_keys, args=leases)) if leases else 0
 
-    def export(self, product_id: int, worker: str, offset: int, leases: list[str]) -> bool:
-        return bool(
-            self._export(keys=self._settle_keys, args=[product_id, worker, offset, *leases])
-        )
+    def export(
+        self, item_id: int, worker: str, offset: int, leases: list[str], line: bytes = b""
+    ) -> bool:
+        """Record the item (and its line, in the items stream) unless it is; settle leases."""
+        keys = [*self._settle_keys, self.keys.items]
+        return bool(self._export(keys=keys, args=[item_id, worker, offset, line, *leases]))
+
+    def items(self, batch: int = 1000) -> Iterator[tuple[int, bytes]]:
+        """(item id, line) of every exported item, in export order, read in batches."""
+        start = "-"
+        while entries := self.server.xrange(self.keys.items, start, "+", count=batch):
+            for _, entry in entries:
+                yield int(entry[b"id"]), entry[b"line"]
+            start = "(" + _text(entries[-1][0])
 
     def renew(self, worker: str, lease_seconds: float, leases: list[str]) -> list[str]:
         k = self.keys

@@ -60,7 +60,8 @@ class UjsonLinesExporter(BaseItemExporter):
             job_state=job_store(crawler),
             ledger=ledger,
             item_field=ledger.item_field,
-            fsync=crawler.settings.getbool("PLT_JOB_FSYNC", True),
+            # A shared store keeps each line with its record: the file is a copy.
+            fsync=crawler.settings.getbool("PLT_JOB_FSYNC", True) and not job_store(crawler).shared,
             **kwargs,
         )
 
@@ -70,6 +71,15 @@ class UjsonLinesExporter(BaseItemExporter):
         if state is not None and state.write_error is not None:
             return  # stopping: the item's lease is open, so the next run exports it
         item_id = fields.get(self.item_field)
+        if state is not None and self.ledger is not None and self.ledger.item_id(fields) is None:
+            # Written, it would make the job's items file unreadable on resume.
+            self.ledger.stats.inc_value("plt/job/item_without_id")
+            logger.error(
+                "Item without an integer %r (PLT_JOB_ITEM_ID_FIELD) not exported: %.200r",
+                self.item_field,
+                fields,
+            )
+            return
         if state is not None and state.is_open and state.is_exported(item_id):
             # Exports run one at a time, so this check cannot race; the
             # pipeline's earlier check can, between two items in flight.
@@ -78,8 +88,9 @@ class UjsonLinesExporter(BaseItemExporter):
                 self.ledger.settle_item(fields)
             return
         line = ujson.dumps(fields, ensure_ascii=False, escape_forward_slashes=False) + "\n"
+        data = line.encode(self.encoding)
         try:
-            self.file.write(line.encode(self.encoding))
+            self.file.write(data)
             self.file.flush()
             if state is not None and self.fsync:
                 os.fsync(self.file.fileno())
@@ -91,5 +102,5 @@ class UjsonLinesExporter(BaseItemExporter):
             return
         if state is not None and state.is_open:
             crash.point("after_flush")
-            state.mark_exported(item_id, self.file.tell())
+            state.mark_exported(item_id, self.file.tell(), data)
             crash.point("after_record")

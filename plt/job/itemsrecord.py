@@ -53,8 +53,9 @@ class ItemsRecord:
         return self.db.execute("SELECT COUNT(*) FROM exported").fetchone()[0]
 
     @guarded_write(None)
-    def mark_exported(self, item_id: int, items_offset: int) -> None:
-        """Called once the product's line is flushed to the items file."""
+    def mark_exported(self, item_id: int, items_offset: int, line: bytes = b"") -> None:
+        """Called once the item's line is flushed (and fsynced) to the items file,
+        which holds the record's own copy of the line."""
         self._record_exports([item_id], items_offset)
 
     def _record_exports(self, item_ids: list[int], items_offset: int) -> None:

@@ -231,8 +231,12 @@ class JobStore(ABC):
     def exported_count(self) -> int: ...
 
     @abstractmethod
-    def mark_exported(self, item_id: int, items_offset: int) -> None:
-        """Called once the item's line is flushed to the items file."""
+    def mark_exported(self, item_id: int, items_offset: int, line: bytes = b"") -> None:
+        """Called once the item's line is flushed to the items file.
+
+        A store shared by several workers keeps ``line`` with the record, so that
+        the item outlives the worker (and the disk) that wrote it.
+        """
 
 
 _stores: WeakKeyDictionary[Any, JobStore] = WeakKeyDictionary()
