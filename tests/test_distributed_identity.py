@@ -115,7 +115,7 @@ def test_keys_left_without_an_identity_are_not_joined(redis_server, tmp_path):
 
 
 def test_a_vanished_queue_is_not_an_empty_one(redis_server, tmp_path):
-    state, failures = opened(redis_server, tmp_path)
+    state, failures = opened(redis_server, tmp_path, PLT_REDIS_LEASE_BATCH=1)
     state.add_request("a", 0, "{}", None, seed=True)
     state.add_request("b", 0, "{}", None)
     assert state.lease_next() is not None

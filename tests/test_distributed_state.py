@@ -83,8 +83,21 @@ def test_a_restarted_worker_trims_its_items_file_to_the_record(redis_server, tmp
     state.close()
 
 
+def test_leased_ahead_untried_requests_go_back_to_the_queue(redis_server, tmp_path):
+    state = make_state(redis_server, tmp_path, PLT_REDIS_LEASE_BATCH=3)
+    state.open()
+    for n in range(3):
+        state.add_request(f"fp{n}", 0, "{}", None, seed=True)
+    state.lease_next()  # three leased in one call, one handed out
+    assert (state.queued_count(), state.leased_count()) == (2, 1)
+    assert state.fail_held() == 1  # the one tried failed; the two others were not tried
+    status = state.status()
+    assert (status.queued, status.leased, status.failed) == (2, 0, 1)
+    state.close()
+
+
 def test_leases_go_back_to_the_queue_or_to_failed(redis_server, tmp_path):
-    state = make_state(redis_server, tmp_path)
+    state = make_state(redis_server, tmp_path, PLT_REDIS_LEASE_BATCH=1)
     state.open()
     for n in range(3):
         state.add_request(f"fp{n}", 0, "{}", None, seed=True)

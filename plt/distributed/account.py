@@ -53,16 +53,16 @@ def _request_items(server: Any, keys: JobKeys, members: list[Any], id_field: str
 
 
 def redis_account(server: Any, keys: JobKeys, id_field: str) -> Account:
-    left_members = [m for m, _ in server.zscan_iter(keys.queue)]
-    left_members += [m for m, _ in server.zscan_iter(keys.leases)]
-    kept_members = list(server.sscan_iter(keys.failed))
+    left_members = [m for m, _ in server.zscan_iter(keys.queue, count=_BATCH)]
+    left_members += [m for m, _ in server.zscan_iter(keys.leases, count=_BATCH)]
+    kept_members = list(server.sscan_iter(keys.failed, count=_BATCH))
     kept_ids = _request_items(server, keys, kept_members, id_field)
     left_ids = _request_items(server, keys, left_members, id_field)
     others = sum(1 for i in left_ids + kept_ids if i is None)  # listing pages
     kept_items = {i for i in kept_ids if i is not None}
     queued_items = {i for i in left_ids if i is not None}
     shown = exported = withdrawn = given_up = kept = queued = to_do = 0
-    for batch in _batches(server.hscan_iter(keys.shown)):
+    for batch in _batches(server.hscan_iter(keys.shown, count=_BATCH)):
         ids = [int(item) for item, _ in batch]
         done = server.smismember(keys.exported, ids)
         pending = server.hmget(keys.pending, ids) if ids else []
@@ -83,7 +83,7 @@ def redis_account(server: Any, keys: JobKeys, id_field: str) -> Account:
                 elif item_id in queued_items:
                     queued += 1
     # A request given up whose item was exported all the same leaves nothing missing.
-    gaveup = [item for _, item in server.hscan_iter(keys.gaveup)]
+    gaveup = [item for _, item in server.hscan_iter(keys.gaveup, count=_BATCH)]
     gaveup_ids = [int(i) for i in gaveup if i not in (b"", "")]
     exported_anyway = sum(server.smismember(keys.exported, gaveup_ids)) if gaveup_ids else 0
     return Account(

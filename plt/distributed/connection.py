@@ -25,6 +25,8 @@ from redis.backoff import ExponentialBackoff
 from redis.exceptions import BusyLoadingError, ConnectionError, RedisError, TimeoutError
 from redis.retry import Retry
 
+from plt.distributed.batch import BatchingRedis
+
 logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
@@ -80,9 +82,10 @@ class OutageRetry(Retry):
                 return result
 
 
-def redis_client(url: str, outage_seconds: float = DEFAULT_OUTAGE_SECONDS) -> Redis:
-    """A client for REDIS_URL whose commands ride out an outage of ``outage_seconds``."""
-    return Redis.from_url(
+def redis_client(url: str, outage_seconds: float = DEFAULT_OUTAGE_SECONDS) -> BatchingRedis:
+    """A client for REDIS_URL whose commands ride out an outage of ``outage_seconds``
+    and carry the worker's waiting steps (plt.distributed.batch)."""
+    return BatchingRedis.from_url(
         url,
         retry=OutageRetry(outage_seconds),
         socket_connect_timeout=CONNECT_TIMEOUT,

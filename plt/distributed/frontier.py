@@ -6,8 +6,10 @@ holds (bounded by its concurrency) and the item id each works for.
 
 from __future__ import annotations
 
+from collections import deque
 from typing import Any
 
+from plt.distributed.batch import Recent
 from plt.distributed.connection import outage_guard
 from plt.job import crash
 from plt.job.jobdir import JobStateError
@@ -21,7 +23,14 @@ class RedisFrontier:
     lease_seconds: float
     lost: JobStateError | None
     given_up: int
+    id_field: str
+    lease_batch: int
     held: dict[str, int | None]
+    # Leased in a batch, not handed to the engine yet: (lease, stored JSON).
+    ahead: deque[tuple[str, str]]
+    # Partial items that came with their requests' leases: lease -> raw fields,
+    # then item id -> raw fields once the scheduler holds the request.
+    pending_ahead: Recent
 
     def check_crawl(self) -> bool:
         raise NotImplementedError
@@ -54,30 +63,42 @@ class RedisFrontier:
     def lease_next(self) -> tuple[str, str] | None:
         if self.lost is not None:
             return None
-        while (row := self.store.pop(self.worker, self.lease_seconds)) is not None:
-            lease, data = row
-            if data is not None:
-                self.held[lease] = None
-                crash.point("after_lease")
-                return lease, data
-            self.store.settle([lease])  # settled by another worker meanwhile
+        if not self.ahead:
+            self._lease_batch()
+        if self.ahead:
+            return self.ahead.popleft()
         self.check_crawl()  # an empty queue, or a vanished one?
         return None
 
+    def _lease_batch(self) -> None:
+        rows = self.store.pop_many(self.worker, self.lease_seconds, self.lease_batch, self.id_field)
+        for lease, data, pending in rows:
+            self.held[lease] = None
+            crash.point("after_lease")
+            if data is None:  # settled by another worker meanwhile
+                self.settle(lease)
+                continue
+            if pending is not None:
+                self.pending_ahead.put(lease, pending)
+            self.ahead.append((lease, data))
+
     def hold(self, lease: Any, item_id: int | None) -> None:
         self.held[lease] = item_id
+        pending = self.pending_ahead.pop(lease)
+        if pending is not None and item_id is not None:
+            self.pending_ahead.put(item_id, pending)
 
     @outage_guard(0)
     def queued_count(self) -> int:
-        return self.store.queued()
+        return self.store.queued() + len(self.ahead)
 
     def leased_count(self) -> int:
-        return len(self.held)
+        return len(self.held) - len(self.ahead)  # handed to the engine
 
     @outage_guard(None)
     def settle(self, lease_id: Any) -> None:
         self.held.pop(lease_id, None)
-        self.store.settle([lease_id])
+        self.store.later("settle", lease_id)
 
     @outage_guard(None)
     def give_up(self, lease_id: Any) -> None:
@@ -101,11 +122,18 @@ class RedisFrontier:
 
     @outage_guard(0)
     def fail_held(self) -> int:
-        """Called when the worker is idle: what it still holds failed for now."""
-        leases, self.held = list(self.held), {}
+        """Called when the worker is idle: what it still holds failed for now
+        (what it leased ahead, untried, goes back to the queue)."""
+        untried = [lease for lease, _ in self.ahead]
+        self.ahead.clear()
+        leases = [lease for lease in self.held if lease not in untried]
+        self.held = {}
+        self.store.give_back(self.worker, untried, failed=False)
         return self.store.give_back(self.worker, leases, failed=True)
 
     @outage_guard(0)
     def release_held(self) -> int:
+        """The worker stops: what it holds (leased ahead too) goes back to the queue."""
         leases, self.held = list(self.held), {}
+        self.ahead.clear()
         return self.store.give_back(self.worker, leases, failed=False)

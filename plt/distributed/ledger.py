@@ -14,10 +14,14 @@ from typing import Any
 import ujson
 
 from plt.distributed.account import redis_account
+from plt.distributed.batch import Recent
 from plt.distributed.connection import outage_guard
-from plt.job.sqlrecord import TO_DO, WITHDRAWN, Account
+from plt.job.sqlrecord import WITHDRAWN, Account
 
 FAILED_META = "failed_given_up"  # requests the ledger gave up
+# How long a worker trusts "not exported" (another worker may export it since;
+# the export step records each item once whatever this answer was).
+NOT_EXPORTED_TTL = 60.0
 NO_ACCOUNT = Account(0, 0, 0, 0, 0, 0, 0, 0, 0, 0)  # Redis gone: nothing to account for
 
 
@@ -27,6 +31,8 @@ class RedisLedgerRecord:
     store: Any
     worker: str
     id_field: str
+    exported_recent: Recent
+    pending_ahead: Recent
     held: dict[str, int | None]
 
     @outage_guard(None)
@@ -59,10 +65,9 @@ class RedisLedgerRecord:
 
     @outage_guard(None)
     def show_items(self, item_ids: list[int]) -> None:
-        pipe = self.server.pipeline(transaction=False)
-        for item_id in item_ids:
-            pipe.hsetnx(self.keys.shown, item_id, TO_DO)
-        pipe.execute()
+        """Record them, and learn which are exported already (one call a page)."""
+        for item_id, done in zip(item_ids, self.store.show(item_ids), strict=True):
+            self.exported_recent.put(item_id, done, None if done else NOT_EXPORTED_TTL)
 
     @outage_guard(False)
     def item_shown(self, item_id: int) -> bool:
@@ -95,11 +100,13 @@ class RedisLedgerRecord:
 
     @outage_guard(None)
     def put_pending(self, item_id: int, fields: dict[str, Any]) -> None:
-        self.server.hset(self.keys.pending, item_id, ujson.dumps(fields))
+        self.store.later("pending", item_id, ujson.dumps(fields))
 
     @outage_guard(None)
     def get_pending(self, item_id: int) -> dict[str, Any] | None:
-        raw = self.server.hget(self.keys.pending, item_id)
+        raw = self.pending_ahead.pop(item_id)  # came with its request's lease
+        if raw is None:
+            raw = self.server.hget(self.keys.pending, item_id)
         return ujson.loads(raw) if raw is not None else None
 
     @outage_guard(0)
@@ -108,7 +115,13 @@ class RedisLedgerRecord:
 
     @outage_guard(False)
     def is_exported(self, item_id: int) -> bool:
-        return bool(self.server.sismember(self.keys.exported, item_id))
+        # A recent answer will do: the export step itself records each item once,
+        # whichever worker exports it (plt.distributed.batch).
+        known = self.exported_recent.get(item_id)
+        if known is None:
+            known = bool(self.server.sismember(self.keys.exported, item_id))
+            self.exported_recent.put(item_id, known, None if known else NOT_EXPORTED_TTL)
+        return known
 
     @outage_guard(0)
     def exported_count(self) -> int:
@@ -121,4 +134,5 @@ class RedisLedgerRecord:
         leases = [lease for lease, pid in self.held.items() if pid == item_id]
         for lease in leases:
             del self.held[lease]
-        self.store.export(item_id, self.worker, items_offset, leases, line)
+        self.store.later("export", item_id, self.worker, items_offset, line, *leases)
+        self.exported_recent.put(item_id, True)

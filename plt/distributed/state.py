@@ -15,9 +15,11 @@ from __future__ import annotations
 
 import fcntl
 import logging
+import math
 import os
 import socket
 import time
+from collections import deque
 from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -25,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 import ujson
 from redis.exceptions import RedisError
 
+from plt.distributed.batch import Recent
 from plt.distributed.connection import (
     DEFAULT_OUTAGE_SECONDS,
     outage_guard,
@@ -50,6 +53,10 @@ STORE_PATH = "plt.distributed.state.RedisJobState"
 # expire; a dead worker's requests are queued again within 30 to 40 s.
 DEFAULT_LEASE_SECONDS = 30.0
 DEFAULT_FINISHED_TTL = 7 * 24 * 3600  # PLT_REDIS_FINISHED_TTL
+DEFAULT_LEASE_BATCH = 8  # PLT_REDIS_LEASE_BATCH: requests leased per call
+# Bounds of what a worker remembers between calls (plt.distributed.batch.Recent).
+PENDING_AHEAD_SIZE, PENDING_AHEAD_TTL = 1024, 600.0
+EXPORTED_RECENT_SIZE = 50_000
 _CONSTANT_META = frozenset({"started_at", "schema"})
 # What the worker reads of a crawl it cannot reach: nothing is known to be done.
 LOST_STATUS = CrawlStatus(0, 0, 0, 0, False, False, 0, lost=True)
@@ -99,6 +106,10 @@ class RedisJobState(RedisFrontier, RedisLedgerRecord, JobStore):
         self.lost: JobStateError | None = None
         # lease -> product id (None for listing pages): what this worker holds.
         self.held: dict[str, int | None] = {}
+        self.lease_batch = max(1, settings.getint("PLT_REDIS_LEASE_BATCH", DEFAULT_LEASE_BATCH))
+        self.ahead: deque[tuple[str, str]] = deque()
+        self.pending_ahead = Recent(PENDING_AHEAD_SIZE, PENDING_AHEAD_TTL, time.monotonic)
+        self.exported_recent = Recent(EXPORTED_RECENT_SIZE, math.inf, time.monotonic)
         self._meta_cache: dict[str, Any] = {}
         self.retried_on_open = 0
         self.given_up = 0
@@ -205,9 +216,10 @@ class RedisJobState(RedisFrontier, RedisLedgerRecord, JobStore):
             )
 
     def close(self) -> None:
-        if self.db is not None and self.held:
+        if self.db is not None and self.write_error is None:
             try:
-                self.release_held()
+                self.release_held()  # and the steps that wait go with it
+                self.store.flush()
             except RedisError as exc:
                 logger.warning("Leases not given back (%s); they expire instead", exc)
         self.db = None

@@ -14,6 +14,7 @@ from typing import Any
 from redis import Redis
 
 from plt.distributed import lua
+from plt.distributed.batch import BATCH, BatchingRedis, Steps
 from plt.job.sqlrecord import GIVEN_UP_ITEM, TO_DO
 
 SCHEMA_VERSION = 2  # 2: the crawl's identity (plt.distributed.identity)
@@ -92,22 +93,63 @@ class LeaseStore:
         self._retry_given_up = register(lua.RETRY_GIVEN_UP)
         self._replace = register(lua.REPLACE)
         self._expire = register(lua.EXPIRE_UNSET)
+        self._batch = register(BATCH)
+        self.steps = Steps()
+        if isinstance(server, BatchingRedis):
+            server.flush_hook = self.flush
 
     @property
     def _settle_keys(self) -> list[str]:
         k = self.keys
         return [k.exported, k.pending, k.offsets, k.leases, k.queue, k.data, k.owner]
 
+    # -- batched steps (plt.distributed.batch) ----------------------------------
+
+    @property
+    def _batch_keys(self) -> list[str]:
+        k = self.keys
+        return [k.seen, k.queue, k.data, k.seq, k.leases, k.owner, k.meta, k.attempts,
+                k.exported, k.pending, k.offsets, k.items, k.shown]  # fmt: skip
+
+    def run(self, name: str, *args: Any) -> Any:
+        """The steps that wait, then this one, in one call: this one's result."""
+        steps = self.steps.take()
+        steps += [name, len(args), *args]
+        return self._batch(keys=self._batch_keys, args=steps)[-1]
+
+    def flush(self) -> None:
+        """Send the steps that wait (before any other command, see BatchingRedis)."""
+        if self.steps.count:
+            self._batch(keys=self._batch_keys, args=self.steps.take())
+
+    def later(self, name: str, *args: Any) -> None:
+        """A step whose answer nobody needs: it goes with the next call."""
+        self.steps.add(name, *args)
+        if self.steps.full:
+            self.flush()
+
     def push(
         self, fp: str | None, priority: int, data: str, replaces: str | None, seed: bool
     ) -> bool:
         """Queue a request unless its fingerprint was seen; True when queued."""
-        k = self.keys
-        added = self._push(
-            keys=[k.seen, k.queue, k.data, k.seq, k.leases, k.owner, k.meta, k.attempts],
-            args=[fp or "", priority, data, replaces or "", "1" if seed else "0"],
-        )
-        return bool(added)
+        seed_flag = "1" if seed else "0"
+        return bool(self.run("push", fp or "", priority, data, replaces or "", seed_flag))
+
+    def pop_many(
+        self, worker: str, lease_seconds: float, count: int, id_field: str
+    ) -> list[tuple[str, str | None, bytes | None]]:
+        """Lease up to ``count`` requests: (lease, stored JSON, its partial item)."""
+        rows = self.run("pop", worker, lease_seconds, count, id_field)
+        leased = []
+        for i in range(0, len(rows), 3):
+            lease, value, pending = rows[i : i + 3]
+            data = _text(value).split(" ", 1)[1] if value else None
+            leased.append((_text(lease), data, pending or None))
+        return leased
+
+    def show(self, item_ids: list[int]) -> list[bool]:
+        """Record items the listing showed; whether each is exported already."""
+        return [bool(flag) for flag in self.run("show", *item_ids)] if item_ids else []
 
     def pop(self, worker: str, lease_seconds: float) -> tuple[str, str | None] | None:
         k = self.keys
