@@ -55,8 +55,12 @@ PLT_REDIS_SEED_WAIT = 300
 PLT_REDIS_POLL_INTERVAL = 0.5
 PLT_REDIS_MERGE = True
 PLT_REDIS_FINISHED_TTL = 7 * 24 * 3600  # seconds a finished crawl's keys are kept; 0: kept
+PLT_REDIS_LEASE_BATCH = 8  # requests leased per call
+PLT_REDIS_OUTAGE_SECONDS = 60  # how long a worker waits for Redis to come back
 
-# Job state: frontier, seen set, leases and partial items in SQLite (JOBDIR).
+# Job state: frontier, seen set, leases and partial items in the job store
+# (plt.job.store): SQLite in JOBDIR unless PLT_JOB_STORE names another (the
+# distributed add-on names the Redis one).
 SCHEDULER = "plt.job.scheduler.JobScheduler"
 PLT_JOB_RESET = False
 # The ledger (plt.job): runs a request may fail in before it is given up, the
