@@ -125,7 +125,7 @@ def test_the_chart_is_named_only_when_drawn_in_this_run(tmp_path):
          "incomplete: 1 request failed for now (retried for DNSLookupError x3)",
          "check the host in SHOP_URL, then resume with the same command: scrapy crawl product"),
         ({"finish_reason": "job_state_error", "plt/job/state_error": "The job state x is damaged."},
-         "not run: the job directory cannot be used: The job state x is damaged.", None),
+         "stopped: the job state cannot be used: The job state x is damaged.", None),
         ({"finish_reason": "no_shop_url"}, "stopped (no_shop_url): see the error above", None),
         ({"finish_reason": "finished", "plt/job/incomplete": 2, "plt/job/failed/http_403": 2,
           "plt/job/missing": 50, "plt/job/missing/failed_for_now": 2,

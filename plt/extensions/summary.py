@@ -183,7 +183,7 @@ class JobSummary:
             return state, again.replace("resume", "retry them")
         if reason == "job_state_error":
             error = stats.get("plt/job/state_error") or "see the error above"
-            return f"not run: the job directory cannot be used: {error}", None
+            return f"stopped: the job state cannot be used: {error}", None
         if reason == "shutdown":
             return "stopped: interrupted (Ctrl-C or SIGTERM)", again
         if reason == "memusage_exceeded":
