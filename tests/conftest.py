@@ -54,6 +54,16 @@ class Shop:
 
 @pytest.fixture(scope="session")
 def shop(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Shop]:
+    """One demo retailer for the session: a fault that lasts for a URL's first
+    requests may have been met by an earlier test (see fresh_shop)."""
+    with ShopProcess(FAULTY_SHOP) as process:
+        truth_path = process.write_ground_truth(tmp_path_factory.mktemp("truth") / "truth.jsonl")
+        yield Shop(process, read_items(truth_path))
+
+
+@pytest.fixture
+def fresh_shop(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Shop]:
+    """A demo retailer of its own, whose faults no other test has met yet."""
     with ShopProcess(FAULTY_SHOP) as process:
         truth_path = process.write_ground_truth(tmp_path_factory.mktemp("truth") / "truth.jsonl")
         yield Shop(process, read_items(truth_path))
