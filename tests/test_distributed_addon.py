@@ -14,7 +14,8 @@ from plt import settings as project_settings
 from plt.distributed.addon import DistributedAddon
 from plt.distributed.checks import RedisStartCheck
 from plt.distributed.keeper import LeaseKeeper
-from plt.distributed.state import STORE_PATH, RedisJobState, job_name, worker_name
+from plt.distributed.names import job_name, worker_name
+from plt.distributed.state import STORE_PATH, RedisJobState
 from plt.errors import ConfigError
 from plt.job.store import job_store
 from tests.conftest import run_crawl

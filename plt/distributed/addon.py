@@ -17,7 +17,8 @@ from typing import TYPE_CHECKING
 
 from plt.distributed.checks import RedisStartCheck
 from plt.distributed.keeper import LeaseKeeper
-from plt.distributed.state import STORE_PATH, worker_items_file, worker_name
+from plt.distributed.names import worker_items_file, worker_name
+from plt.distributed.state import STORE_PATH
 from plt.errors import ConfigError
 from plt.job.itemsfile import ITEMS_FILE
 from plt.job.store import STORE_SETTING

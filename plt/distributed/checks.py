@@ -24,7 +24,7 @@ from scrapy.exceptions import NotConfigured
 from scrapy_redis.connection import get_redis_from_settings
 
 from plt.distributed.identity import Retailer, read_identity, retailer_mismatch
-from plt.distributed.state import job_name
+from plt.distributed.names import job_name
 from plt.distributed.store import JobKeys
 from plt.errors import ConfigError
 from plt.job.jobdir import JobStateError

@@ -17,7 +17,6 @@ import fcntl
 import logging
 import math
 import os
-import socket
 import time
 from collections import deque
 from dataclasses import replace
@@ -37,14 +36,14 @@ from plt.distributed.connection import (
 from plt.distributed.frontier import RedisFrontier
 from plt.distributed.identity import CrawlGuard, Retailer
 from plt.distributed.ledger import RedisLedgerRecord
-from plt.distributed.store import SCHEMA_VERSION, CrawlStatus, JobKeys, LeaseStore, safe_name
+from plt.distributed.names import job_name, worker_items_file, worker_name
+from plt.distributed.store import SCHEMA_VERSION, CrawlStatus, JobKeys, LeaseStore
 from plt.job.itemsfile import DEFAULT_ID_FIELD, ITEMS_FILE
 from plt.job.jobdir import JobStateError
 from plt.job.store import JobStore
 
 if TYPE_CHECKING:
     from scrapy.crawler import Crawler
-    from scrapy.settings import BaseSettings
 
 logger = logging.getLogger(__name__)
 
@@ -60,25 +59,6 @@ EXPORTED_RECENT_SIZE = 50_000
 _CONSTANT_META = frozenset({"started_at", "schema"})
 # What the worker reads of a crawl it cannot reach: nothing is known to be done.
 LOST_STATUS = CrawlStatus(0, 0, 0, 0, False, False, 0, lost=True)
-
-
-def job_name(settings: BaseSettings) -> str:
-    """PLT_REDIS_JOB, else the JOBDIR's name (``product-<date>`` by default)."""
-    name = settings.get("PLT_REDIS_JOB")
-    if not name and settings.get("JOBDIR"):
-        name = Path(settings["JOBDIR"]).resolve().name
-    if not name:
-        raise JobStateError("Distributed mode needs PLT_REDIS_JOB or JOBDIR to name the crawl.")
-    return safe_name(str(name))
-
-
-def worker_name(settings: BaseSettings) -> str:
-    """PLT_WORKER_NAME, else ``<host>-<pid>``: unique among live workers."""
-    return safe_name(settings.get("PLT_WORKER_NAME") or f"{socket.gethostname()}-{os.getpid()}")
-
-
-def worker_items_file(worker: str) -> str:
-    return f"items-{worker}.jsonl"
 
 
 class RedisJobState(RedisFrontier, RedisLedgerRecord, JobStore):
