@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+import subprocess
 from pathlib import Path
 
 import pytest
 
-from benchmarks import encodings, profiles, run
+from benchmarks import encodings, profiles, revisions, run
 from benchmarks.common import (
+    ROOT,
     LineCounter,
     effective_concurrency,
     log_stats,
@@ -230,3 +232,76 @@ def test_encodings_end_to_end(tmp_path, capsys):
     assert all(r["verify"]["exact"] and r["returncode"] == 0 for r in runs.values())
     assert runs["https-zstd-stop"]["stats"]["plt/head/stopped"] > 0
     assert "plt/head/stopped" not in runs["https-zstd-whole"]["stats"]
+
+
+def test_revisions_arguments():
+    args = revisions.parse_args(["--before", "abc", "--after", "main"])
+    assert (args.before, args.after, args.products, args.repeat) == ("abc", "main", 2000, 1)
+    assert revisions.crawl_settings(args) == [
+        "PROFILE=1gb",
+        "CONCURRENT_REQUESTS=16",
+        "CONCURRENT_REQUESTS_PER_DOMAIN=16",
+    ]
+    args = revisions.parse_args(["--before", "a", "--after", "b", "--products", "5000"])
+    assert args.products == 5000 and args.json is None and not args.keep
+    for bad in (["--before", "a"], ["--before", "a", "--after", "b", "--repeat", "0"]):
+        with pytest.raises(SystemExit):
+            revisions.parse_args(bad)
+    assert revisions.schedule(2) == [("before", 1), ("after", 1), ("before", 2), ("after", 2)]
+
+
+def test_revisions_medians_ratios_and_failures():
+    def crawl(name: str, cpu: float, code: int = 0, exact: bool = True) -> dict:
+        return {
+            "revision": name,
+            "round": 1,
+            "returncode": code,
+            "exact": exact,
+            "items": 100,
+            "wall_s": cpu + 1,
+            "cpu_s": cpu,
+            "max_rss_mib": 90.0,
+            "items_per_cpu_s": 100 / cpu,
+        }
+
+    runs = [crawl("before", c) for c in (10, 20, 30)] + [crawl("after", c) for c in (5, 10, 8)]
+    summary = {
+        n: revisions.medians([r for r in runs if r["revision"] == n]) for n in ("before", "after")
+    }
+    assert summary["before"]["cpu_s"] == 20 and summary["after"]["cpu_s"] == 8
+    ratios = revisions.ratios(summary)
+    assert ratios["items_per_cpu_s"] == pytest.approx((100 / 8) / (100 / 20))
+    assert ratios["max_rss_mib"] == 1
+    assert revisions.failures(runs) == []
+    bad = [crawl("after", 5, code=5), crawl("after", 5, exact=False)]
+    assert revisions.failures(runs + bad) == bad
+
+
+def test_revisions_end_to_end(tmp_path, capsys):
+    """HEAD against HEAD on 100 products: two worktrees, exact items, a ratio, nothing left."""
+    out = tmp_path / "revisions.json"
+    argv = ["--before", "HEAD", "--after", "HEAD", "--products", "100", "--repeat", "1"]
+    assert revisions.main([*argv, "--workdir", str(tmp_path), "--json", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "after/before" in printed and "items / CPU s" in printed
+    result = json.loads(out.read_text())
+    git = ["git", "-C", str(ROOT)]
+    head = subprocess.run([*git, "rev-parse", "HEAD"], capture_output=True, text=True).stdout
+    assert {n: r["sha"] for n, r in result["revisions"].items()} == {
+        "before": head.strip(),
+        "after": head.strip(),
+    }
+    assert [(r["revision"], r["round"]) for r in result["runs"]] == [("before", 1), ("after", 1)]
+    for r in result["runs"]:
+        assert r["returncode"] == 0 and r["exact"], r["verify"]
+        assert r["items"] == result["expected_items"] > 0
+        assert r["profile"] == "1gb" and r["cpu_s"] > 0
+        assert "PROFILE=1gb" in r["measured"]["argv"]
+    # Each revision crawled from its own worktree, removed at exit.
+    before, after = (Path(r["cwd"]) for r in result["runs"])
+    assert before != after and before.name == "before" and after.name == "after"
+    assert not before.exists() and not after.exists()
+    assert result["all_exact"] and result["ratios"]["items_per_cpu_s"] > 0
+    # The temporary worktrees are gone from the repository.
+    listed = subprocess.run([*git, "worktree", "list"], capture_output=True, text=True).stdout
+    assert "plt-revisions-" not in listed
