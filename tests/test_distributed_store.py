@@ -164,3 +164,14 @@ def test_a_retry_or_redirect_takes_over_its_originals_attempts(store):
     assert retry != lease
     assert int(store.server.hget(store.keys.attempts, retry)) == 2
     assert store.server.hget(store.keys.attempts, lease) is None
+
+
+def test_finished_only_if_nothing_is_left_at_that_instant(store):
+    store.push("a", 0, "A", None, seed=True)
+    lease, _ = store.pop("w", 60)
+    store.give_back("w", [lease], failed=True)  # failed for now
+    assert not store.finish()  # another worker may queue it again at its start
+    assert store.retry_failed() == 1
+    assert not store.finish()
+    store.settle([store.pop("w", 60)[0]])
+    assert store.finish() and store.status().finished

@@ -245,3 +245,17 @@ for _, k in ipairs(KEYS) do
 end
 return n
 """
+
+# The crawl is marked finished only if, at this instant, nothing is queued,
+# leased, failed for now or waiting for its last request: the worker's account
+# of the crawl reads several keys one after another, and another worker may
+# move a request between them meanwhile (a failed request queued again).
+# KEYS: queue, leases, failed, pending, meta   ARGV: finished value (JSON)
+FINISH = """
+if redis.call('ZCARD', KEYS[1]) + redis.call('ZCARD', KEYS[2]) + redis.call('SCARD', KEYS[3])
+   + redis.call('HLEN', KEYS[4]) > 0 then
+  return 0
+end
+redis.call('HSET', KEYS[5], 'finished', ARGV[1])
+return 1
+"""

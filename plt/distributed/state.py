@@ -244,6 +244,16 @@ class RedisJobState(RedisFrontier, RedisLedgerRecord, JobStore):
         self.server.hset(self.keys.meta, key, ujson.dumps(value))
 
     @outage_guard(False)
+    def mark_finished(self) -> bool:
+        if self.store.finish():
+            return True
+        logger.warning(
+            "Crawl %s is not finished after all: another worker queued or leased work meanwhile",
+            self.job,
+        )
+        return False
+
+    @outage_guard(False)
     def idle(self) -> bool:
         # A crawl that was never seeded has not started, whatever is queued;
         # one whose state was lost is not over, it is gone.

@@ -94,6 +94,7 @@ class LeaseStore:
         self._replace = register(lua.REPLACE)
         self._expire = register(lua.EXPIRE_UNSET)
         self._batch = register(BATCH)
+        self._finish = register(lua.FINISH)
         self.steps = Steps()
         if isinstance(server, BatchingRedis):
             server.flush_hook = self.flush
@@ -219,6 +220,12 @@ class LeaseStore:
 
     def replace_data(self, lease: str, data: str) -> None:
         self._replace(keys=[self.keys.leases, self.keys.data], args=[lease, data])
+
+    def finish(self) -> bool:
+        """Mark the crawl finished if nothing is left anywhere, at this instant."""
+        k = self.keys
+        keys = [k.queue, k.leases, k.failed, k.pending, k.meta]
+        return bool(self._finish(keys=keys, args=["true"]))
 
     def status(self) -> CrawlStatus:
         k = self.keys

@@ -160,9 +160,7 @@ class JobScheduler(BaseScheduler):
         # anywhere (a failed request kept for the next run is not in flight).
         over = reason == "finished" and not self._memory and state.idle()
         done = close_account(state, self.stats, "finished" if over else reason)
-        finished = over and done and not pending
-        if finished:
-            state.set_meta("finished", True)
+        finished = over and done and not pending and state.mark_finished()
         if over:
             state.crawl_over(finished, self.crawler.settings)
         if state.jobdir is not None or state.shared:

@@ -163,6 +163,12 @@ class JobStore(ABC):
         """Nothing is queued or in flight for the job anywhere."""
         return self.queued_count() == 0 and self.leased_count() == 0
 
+    def mark_finished(self) -> bool:
+        """Record that the job is finished; False when the store finds work left
+        after all (a store shared by workers checks it again, atomically)."""
+        self.set_meta("finished", True)
+        return True
+
     def crawl_over(self, finished: bool, settings: Any) -> None:  # noqa: B027 (optional hook)
         """Nothing is left to fetch in this run of the job (finished or not)."""
 
