@@ -7,7 +7,7 @@ counts what it sends, so that its commands are taken out of
 ``INFO commandstats``. ``CommandMonitor`` reads ``MONITOR`` and counts the
 commands clients sent apart from those that scripts ran: commandstats counts
 both, so an EVALSHA shows there as itself plus every command of its script.
-(The script is named ``redisproc`` so that it never shadows the ``redis``
+(The module is named ``redisproc`` so that it never shadows the ``redis``
 package when ``benchmarks/`` is the first entry of ``sys.path``.)
 """
 
