@@ -394,11 +394,12 @@ def effective_concurrency(log_path: Path) -> int:
         return SCRAPY_DEFAULT_CONCURRENCY
 
 
-def verify(items_path: Path, truth: list[dict[str, Any]]) -> dict[str, Any]:
-    """Compare a crawl's items with the ground truth (plt.verify.compare)."""
+def verify(items_path: Path | Sequence[Path], truth: list[dict[str, Any]]) -> dict[str, Any]:
+    """Compare a crawl's items (one file, or several read as one) with the ground truth."""
     from plt.verify import compare, read_items
 
-    items = read_items(items_path) if items_path.exists() else []
+    paths = [items_path] if isinstance(items_path, Path) else list(items_path)
+    items = [item for path in paths if path.exists() for item in read_items(path)]
     result = compare(items, truth)
     return {
         "items": result.items,

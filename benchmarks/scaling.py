@@ -16,8 +16,6 @@ import argparse
 import json
 import os
 import shutil
-import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -25,37 +23,14 @@ import time
 from pathlib import Path
 
 from redis import Redis
-from redis.exceptions import ConnectionError as RedisConnectionError
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from benchmarks.redisproc import RedisProcess  # noqa: E402
 from plt import settings as project_settings  # noqa: E402
 from plt.distributed.store import JobKeys  # noqa: E402
 from plt.shop.process import ShopProcess  # noqa: E402
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def start_redis(workdir: Path) -> tuple[subprocess.Popen[bytes], str]:
-    port = free_port()
-    argv = ["redis-server", "--port", str(port), "--bind", "127.0.0.1"]
-    argv += ["--save", "", "--appendonly", "no", "--dir", str(workdir)]
-    proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    url = f"redis://127.0.0.1:{port}/0"
-    client = Redis.from_url(url)
-    for _ in range(200):
-        try:
-            client.ping()
-            return proc, url
-        except RedisConnectionError:
-            time.sleep(0.05)
-    proc.kill()
-    raise SystemExit("redis-server did not start")
 
 
 def addons() -> str:
@@ -130,7 +105,8 @@ def main() -> int:
         latency_ms=args.latency_ms,
         no_faults=True,
     )
-    redis_proc, redis_url = start_redis(workdir)
+    redis = RedisProcess(workdir).start()
+    redis_url = redis.url
     print(
         f"{args.products} products, {args.page_bytes:,} B pages, {args.latency_ms:g} ms "
         f"latency, {args.concurrency} concurrent requests per worker, {os.cpu_count()} CPUs"
@@ -147,8 +123,7 @@ def main() -> int:
             print(f"{n:>7}  {elapsed:>8.2f}  {rate:>10.1f}  {ratio:>11}", flush=True)
     finally:
         shop.stop()
-        os.kill(redis_proc.pid, signal.SIGTERM)
-        redis_proc.wait()
+        redis.stop()
     print(f"logs and items in {workdir}")
     return 0
 

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+import os
+import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
 
-from benchmarks import encodings, profiles, revisions, run
+from benchmarks import distributed, encodings, profiles, revisions, run
 from benchmarks.common import (
     ROOT,
     LineCounter,
@@ -18,6 +20,7 @@ from benchmarks.common import (
     parse_time_v,
     render_table,
 )
+from benchmarks.redisproc import _command_name
 
 TIME_V = """\
 \tCommand being timed: "python -m scrapy crawl product -s SHOP_URL=http://127.0.0.1:1"
@@ -305,3 +308,55 @@ def test_revisions_end_to_end(tmp_path, capsys):
     # The temporary worktrees are gone from the repository.
     listed = subprocess.run([*git, "worktree", "list"], capture_output=True, text=True).stdout
     assert "plt-revisions-" not in listed
+
+
+def test_distributed_arguments():
+    args = distributed.parse_args([])
+    assert (args.products, args.workers, args.faults) == (20103, 3, "every")
+    assert args.scenarios == ["clean", "kill-wipe", "redis-restart"]
+    assert (args.at, args.outage_seconds, args.json) == (20103 // 3, 5.0, None)
+    args = distributed.parse_args(
+        ["--scenarios", "redis-restart,clean", "--workers", "1", "--faults", "none", "--at", "7"]
+    )
+    assert (args.scenarios, args.workers, args.faults, args.at) == (
+        ["clean", "redis-restart"], 1, "none", 7,
+    )  # fmt: skip
+    for bad in (
+        ["--scenarios", "clean,crash"],
+        ["--faults", "some"],
+        ["--workers", "1"],  # kill-wipe needs a worker to survive
+        ["--at", "0"],
+        ["--products", "0"],
+        ["--outage-seconds", "-1"],
+    ):
+        with pytest.raises(SystemExit):
+            distributed.parse_args(bad)
+
+
+def test_monitor_command_names():
+    assert _command_name(b'EVALSHA" "ab12" "7" "plt:x:seen"') == "evalsha"
+    assert _command_name(b'CONFIG" "GET" "maxmemory-policy"') == "config|get"
+    assert _command_name(b'script" "load" "return 1"') == "script|load"
+    assert _command_name(b'SISMEMBER" "plt:x:exported" "12"') == "sismember"
+
+
+def test_distributed_end_to_end(tmp_path, capsys):
+    """Two workers, 150 products, no faults: exact items, and Redis counted per product."""
+    if shutil.which("redis-server") is None:
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail("redis-server is not installed; CI must install it", pytrace=False)
+        pytest.skip("redis-server is not installed")
+    out = tmp_path / "dist.json"
+    argv = ["--products", "150", "--workers", "2", "--scenarios", "clean", "--faults", "none"]
+    assert distributed.main([*argv, "--workdir", str(tmp_path), "--json", str(out)]) == 0
+    assert "== clean: 2 workers" in capsys.readouterr().out
+    (clean,) = json.loads(out.read_text())["scenarios"]
+    assert clean["rounds"][-1]["exit"] == {"w0": 0, "w1": 0}
+    assert clean["items"]["exact"], clean["items"]
+    assert clean["exported"] == clean["expected_items"]
+    figures = clean["figures"]
+    assert figures["round_trips_per_product"] > 0
+    # commandstats counts what scripts run too: more calls than round trips.
+    assert figures["calls_per_product"] > figures["round_trips_per_product"]
+    assert clean["monitor"]["sent"]["evalsha"] == clean["commandstats"]["evalsha"]
+    assert clean["memory"]["key_bytes"] and figures["key_bytes_per_product"] > 0
