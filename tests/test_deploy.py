@@ -194,5 +194,5 @@ def test_scrapinghub_yml_names_the_requirements_and_a_scrapy_2_stack():
     requirements = PROJECT / conf["requirements"]["file"]
     assert requirements.is_file()
     pins = requirements.read_text().splitlines()
-    assert any(line.startswith("scrapy-redis==") for line in pins)
+    assert any(line.startswith("redis==") for line in pins)
     assert conf["stack"].startswith("scrapy:2.")

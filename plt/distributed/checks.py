@@ -19,9 +19,9 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING
 
+from redis import Redis
 from redis.exceptions import RedisError, ResponseError
 from scrapy.exceptions import NotConfigured
-from scrapy_redis.connection import get_redis_from_settings
 
 from plt.distributed.identity import Retailer, read_identity, retailer_mismatch
 from plt.distributed.names import job_name
@@ -84,7 +84,7 @@ class RedisStartCheck:
         settings = crawler.settings
         if not settings.getbool("PLT_DISTRIBUTED"):
             raise NotConfigured
-        server = get_redis_from_settings(settings)
+        server = Redis.from_url(settings["REDIS_URL"], socket_connect_timeout=5.0)
         try:
             check_redis_config(server)
             if not settings.getbool("PLT_JOB_RESET"):  # a reset forgets the old retailer

@@ -48,7 +48,7 @@ class JobKeys:
     @classmethod
     def for_job(cls, job: str) -> JobKeys:
         prefix = f"plt:{safe_name(job)}:"
-        # Named like scrapy-redis' own keys (<name>:requests, <name>:dupefilter).
+        # Named as scrapy-redis names its keys (<name>:requests, <name>:dupefilter).
         names = {"seen": "dupefilter", "queue": "requests"}
         return cls(**{f.name: prefix + names.get(f.name, f.name) for f in fields(cls)})
 
