@@ -360,3 +360,17 @@ def test_distributed_end_to_end(tmp_path, capsys):
     assert figures["calls_per_product"] > figures["round_trips_per_product"]
     assert clean["monitor"]["sent"]["evalsha"] == clean["commandstats"]["evalsha"]
     assert clean["memory"]["key_bytes"] and figures["key_bytes_per_product"] > 0
+
+
+def test_faults_runs_a_job_until_it_ends_and_checks_it(tmp_path):
+    from benchmarks import faults
+
+    out = tmp_path / "faults.json"
+    assert (
+        faults.main(["--products", "150", "--workdir", str(tmp_path / "w"), "--json", str(out)])
+        == 0
+    )
+    report = json.loads(out.read_text())
+    assert report["exact"] and report["runs"][-1]["exit"] in (0, 5)
+    assert all(run["exit"] == 3 for run in report["runs"][:-1])
+    assert report["given_up_not_expected"] == report["expected_not_given_up"] == []
