@@ -27,7 +27,8 @@ def request(item_id: int | None = None) -> str:
 
 def test_waiting_steps_ride_with_the_next_call(store, redis_server):
     store.push("a", 0, request(5), None, seed=True)
-    ((lease, _, _),) = store.pop_many("w", 60, 8, "sku")
+    (leased,) = store.pop_many("w", 60, 8, "sku")
+    lease = leased.lease
     store.later("pending", 5, '{"name": "x"}')
     store.later("export", 5, "w", 10, b'{"sku": 5}\n', lease)
     plain = redis_server.client()
@@ -49,11 +50,12 @@ def test_requests_are_leased_in_batches_with_their_partial_items(store):
     for n, item in enumerate((1, 2, None)):
         store.push(f"fp{n}", 0, request(item), None, seed=True)
     store.later("pending", 2, '{"name": "two"}')
+    store.server.sadd(store.keys.exported, 1)
     rows = store.pop_many("w", 60, 8, "sku")
-    assert [(data, pending) for _, data, pending in rows] == [
-        (request(1), None),
-        (request(2), b'{"name": "two"}'),
-        (request(None), None),
+    assert [(row.data, row.pending, row.exported) for row in rows] == [
+        (request(1), None, True),
+        (request(2), b'{"name": "two"}', False),
+        (request(None), None, None),  # names no item
     ]
     assert store.status().leased == 3 and store.pop_many("w", 60, 8, "sku") == []
 

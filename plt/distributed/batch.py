@@ -6,8 +6,8 @@ next step that does need one (a request queued, requests leased), as one call
 of the BATCH script: every step in it is atomic, as the single-step scripts of
 plt.distributed.lua are, and they run in the order the worker took them.
 Requests are leased several at a time, each with its partial item if it has
-one. Any other command first sends what waits (BatchingRedis), so a read
-always sees the worker's own writes.
+one and whether its item is exported. Any other command first sends what
+waits (BatchingRedis), so a read always sees the worker's own writes.
 
 A worker killed with writes still waiting loses only what it had not yet
 settled: the leases it held expire and their requests are fetched again, so
@@ -22,6 +22,10 @@ from typing import Any
 
 from redis import Redis
 from redis.client import Pipeline
+
+# How long a worker trusts "not exported" (another worker may export it since;
+# the export step records each item once whatever this answer was).
+NOT_EXPORTED_TTL = 60.0
 
 # KEYS: seen, queue, data, seq, leases, owner, meta, attempts, exported,
 #       pending, offsets, items, shown
@@ -63,8 +67,8 @@ local function push(fp, priority, json, replaces, seed)
   return added
 end
 
--- The partial item of a request that names an item id (cb_kwargs[id_field]).
-local function pending_of(value, id_field)
+-- The item id a request names (cb_kwargs[id_field]), as a string, or false.
+local function item_of(value, id_field)
   local space = string.find(value, ' ')
   if not space then return false end
   local ok, request = pcall(cjson.decode, string.sub(value, space + 1))
@@ -75,7 +79,7 @@ local function pending_of(value, id_field)
   if type(id) ~= 'number' or id ~= math.floor(id) or math.abs(id) >= 2^53 then
     return false
   end
-  return redis.call('HGET', pending, string.format('%d', id))
+  return string.format('%d', id)
 end
 
 local function pop(worker, seconds, count, id_field)
@@ -88,9 +92,12 @@ local function pop(worker, seconds, count, id_field)
     redis.call('ZADD', leases, expiry, m)
     redis.call('HSET', owner, m, worker)
     local value = redis.call('HGET', data, m)
+    local item = value and item_of(value, id_field)
     table.insert(rows, m)
     table.insert(rows, value or false)
-    table.insert(rows, value and pending_of(value, id_field) or false)
+    -- With the request: its partial item, and whether its item is exported.
+    table.insert(rows, item and redis.call('HGET', pending, item) or false)
+    table.insert(rows, item and redis.call('SISMEMBER', exported, item) or -1)
   end
   return rows
 end

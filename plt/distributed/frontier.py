@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections import deque
 from typing import Any
 
-from plt.distributed.batch import Recent
+from plt.distributed.batch import NOT_EXPORTED_TTL, Recent
 from plt.distributed.connection import outage_guard
 from plt.job import crash
 from plt.job.jobdir import JobStateError
@@ -28,9 +28,10 @@ class RedisFrontier:
     held: dict[str, int | None]
     # Leased in a batch, not handed to the engine yet: (lease, stored JSON).
     ahead: deque[tuple[str, str]]
-    # Partial items that came with their requests' leases: lease -> raw fields,
-    # then item id -> raw fields once the scheduler holds the request.
+    # What came with the requests' leases: lease -> (raw partial item, exported),
+    # then item id -> raw partial item once the scheduler holds the request.
     pending_ahead: Recent
+    exported_recent: Recent
 
     def check_crawl(self) -> bool:
         raise NotImplementedError
@@ -72,21 +73,26 @@ class RedisFrontier:
 
     def _lease_batch(self) -> None:
         rows = self.store.pop_many(self.worker, self.lease_seconds, self.lease_batch, self.id_field)
-        for lease, data, pending in rows:
-            self.held[lease] = None
+        for row in rows:
+            self.held[row.lease] = None
             crash.point("after_lease")
-            if data is None:  # settled by another worker meanwhile
-                self.settle(lease)
+            if row.data is None:  # settled by another worker meanwhile
+                self.settle(row.lease)
                 continue
-            if pending is not None:
-                self.pending_ahead.put(lease, pending)
-            self.ahead.append((lease, data))
+            if row.pending is not None or row.exported is not None:
+                self.pending_ahead.put(row.lease, (row.pending, row.exported))
+            self.ahead.append((row.lease, row.data))
 
     def hold(self, lease: Any, item_id: int | None) -> None:
         self.held[lease] = item_id
-        pending = self.pending_ahead.pop(lease)
-        if pending is not None and item_id is not None:
+        known = self.pending_ahead.pop(lease)
+        if known is None or item_id is None:
+            return
+        pending, exported = known
+        if pending is not None:
             self.pending_ahead.put(item_id, pending)
+        if exported is not None:  # learnt with the lease: no round trip to ask
+            self.exported_recent.put(item_id, exported, None if exported else NOT_EXPORTED_TTL)
 
     @outage_guard(0)
     def queued_count(self) -> int:

@@ -14,14 +14,11 @@ from typing import Any
 import ujson
 
 from plt.distributed.account import redis_account
-from plt.distributed.batch import Recent
+from plt.distributed.batch import NOT_EXPORTED_TTL, Recent
 from plt.distributed.connection import outage_guard
 from plt.job.sqlrecord import WITHDRAWN, Account
 
 FAILED_META = "failed_given_up"  # requests the ledger gave up
-# How long a worker trusts "not exported" (another worker may export it since;
-# the export step records each item once whatever this answer was).
-NOT_EXPORTED_TTL = 60.0
 NO_ACCOUNT = Account(0, 0, 0, 0, 0, 0, 0, 0, 0, 0)  # Redis gone: nothing to account for
 
 

@@ -75,6 +75,17 @@ class CrawlStatus:
         return not self.lost and self.queued == 0 and self.leased == 0
 
 
+@dataclass(frozen=True)
+class Leased:
+    """A request leased in a batch: its stored JSON (None: settled meanwhile), its
+    item's partial item, and whether its item is exported (None: it names none)."""
+
+    lease: str
+    data: str | None
+    pending: bytes | None
+    exported: bool | None
+
+
 class LeaseStore:
     def __init__(self, server: Redis, keys: JobKeys) -> None:
         self.server = server
@@ -138,14 +149,15 @@ class LeaseStore:
 
     def pop_many(
         self, worker: str, lease_seconds: float, count: int, id_field: str
-    ) -> list[tuple[str, str | None, bytes | None]]:
-        """Lease up to ``count`` requests: (lease, stored JSON, its partial item)."""
+    ) -> list[Leased]:
+        """Lease up to ``count`` requests, each with what the worker will ask of it."""
         rows = self.run("pop", worker, lease_seconds, count, id_field)
         leased = []
-        for i in range(0, len(rows), 3):
-            lease, value, pending = rows[i : i + 3]
+        for i in range(0, len(rows), 4):
+            lease, value, pending, exported = rows[i : i + 4]
             data = _text(value).split(" ", 1)[1] if value else None
-            leased.append((_text(lease), data, pending or None))
+            done = None if exported == -1 else bool(exported)
+            leased.append(Leased(_text(lease), data, pending or None, done))
         return leased
 
     def show(self, item_ids: list[int]) -> list[bool]:
