@@ -135,7 +135,8 @@ def test_a_worker_killed_with_its_disk_removed_loses_nothing(shop, redis_server,
     requeued = meta(redis_server, jobdir)["requeued_total"]
     assert requeued > 0  # the victim's leases expired and were fetched again
     (stats,) = runs(jobdir)  # the killed worker wrote none
-    assert stats["plt/redis/requeued"] == requeued
+    # Expired when the survivor opened the crawl, or later while it ran.
+    assert stats.get("plt/job/requeued", 0) + stats.get("plt/redis/requeued", 0) == requeued
     # Only the requests leased by the killed worker are fetched twice.
     refetched = served(shop) - served_before - requests_of_one_clean_crawl(shop)
     assert 0 <= refetched <= requeued
