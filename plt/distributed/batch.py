@@ -222,3 +222,9 @@ class Recent:
 
     def __len__(self) -> int:
         return len(self._values)
+
+
+def learn_exported(recent: Recent, item_id: int, exported: bool) -> None:
+    """Remember whether an item is exported: for good if it is (an export is
+    never undone), for NOT_EXPORTED_TTL if not (another worker may export it)."""
+    recent.put(item_id, exported, None if exported else NOT_EXPORTED_TTL)

@@ -26,6 +26,7 @@ from redis.exceptions import BusyLoadingError, ConnectionError, RedisError, Time
 from redis.retry import Retry
 
 from plt.distributed.batch import BatchingRedis
+from plt.job.jobdir import JobStateError
 
 logger = logging.getLogger(__name__)
 
@@ -105,6 +106,15 @@ def reachable(url: str) -> str | None:
     return None
 
 
+def outage_error(outage_seconds: float, error: Exception) -> JobStateError:
+    """Redis stayed away past PLT_REDIS_OUTAGE_SECONDS: the worker stops (exit 2)."""
+    return JobStateError(
+        f"Redis at REDIS_URL failed for more than {outage_seconds:.0f} s "
+        f"(PLT_REDIS_OUTAGE_SECONDS): {error}. The worker stops; its leases expire and "
+        f"go back to the queue. Start it again once Redis is back."
+    )
+
+
 def outage_guard(default: Any) -> Callable[[Callable[..., T]], Callable[..., T]]:
     """For a method of the Redis job store: once Redis has been away for longer
     than its bound (or the store failed for another reason), the store fails,
@@ -118,7 +128,7 @@ def outage_guard(default: Any) -> Callable[[Callable[..., T]], Callable[..., T]]
             try:
                 return method(self, *args, **kwargs)
             except RedisError as exc:
-                self.fail(self.redis_failed(exc))
+                self.fail(outage_error(self.outage_seconds, exc))
                 return default
 
         return guarded

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections import deque
 from typing import Any
 
-from plt.distributed.batch import NOT_EXPORTED_TTL, Recent
+from plt.distributed.batch import Recent, learn_exported
 from plt.distributed.connection import outage_guard
 from plt.job import crash
 from plt.job.jobdir import JobStateError
@@ -28,8 +28,10 @@ class RedisFrontier:
     held: dict[str, int | None]
     # Leased in a batch, not handed to the engine yet: (lease, stored JSON).
     ahead: deque[tuple[str, str]]
-    # What came with the requests' leases: lease -> (raw partial item, exported),
-    # then item id -> raw partial item once the scheduler holds the request.
+    # What came with a request leased ahead, until the scheduler holds it:
+    # lease -> (raw partial item, whether its item is exported).
+    leased_with: dict[str, tuple[bytes | None, bool | None]]
+    # Partial items that came with their requests, by item id, until read.
     pending_ahead: Recent
     exported_recent: Recent
 
@@ -80,19 +82,18 @@ class RedisFrontier:
                 self.settle(row.lease)
                 continue
             if row.pending is not None or row.exported is not None:
-                self.pending_ahead.put(row.lease, (row.pending, row.exported))
+                self.leased_with[row.lease] = (row.pending, row.exported)
             self.ahead.append((row.lease, row.data))
 
     def hold(self, lease: Any, item_id: int | None) -> None:
         self.held[lease] = item_id
-        known = self.pending_ahead.pop(lease)
-        if known is None or item_id is None:
+        pending, exported = self.leased_with.pop(lease, (None, None))
+        if item_id is None:
             return
-        pending, exported = known
         if pending is not None:
             self.pending_ahead.put(item_id, pending)
         if exported is not None:  # learnt with the lease: no round trip to ask
-            self.exported_recent.put(item_id, exported, None if exported else NOT_EXPORTED_TTL)
+            learn_exported(self.exported_recent, item_id, exported)
 
     @outage_guard(0)
     def queued_count(self) -> int:
@@ -132,6 +133,7 @@ class RedisFrontier:
         (what it leased ahead, untried, goes back to the queue)."""
         untried = [lease for lease, _ in self.ahead]
         self.ahead.clear()
+        self.leased_with.clear()
         leases = [lease for lease in self.held if lease not in untried]
         self.held = {}
         self.store.give_back(self.worker, untried, failed=False)
@@ -142,4 +144,5 @@ class RedisFrontier:
         """The worker stops: what it holds (leased ahead too) goes back to the queue."""
         leases, self.held = list(self.held), {}
         self.ahead.clear()
+        self.leased_with.clear()
         return self.store.give_back(self.worker, leases, failed=False)

@@ -2,9 +2,9 @@
 requests given up, the items the listing showed, partial items and the export
 record, shared by every worker.
 
-A retry or a redirect takes over its original's attempts (plt.distributed.lua
-PUSH). A request given up is settled and counted: the crawl can still end,
-with exit status 5.
+A retry or a redirect takes over its original's attempts (the push step of
+plt.distributed.batch). A request given up is kept aside with its item id, so
+that PLT_JOB_RETRY_FAILED can queue it again.
 """
 
 from __future__ import annotations
@@ -14,11 +14,10 @@ from typing import Any
 import ujson
 
 from plt.distributed.account import redis_account
-from plt.distributed.batch import NOT_EXPORTED_TTL, Recent
+from plt.distributed.batch import Recent, learn_exported
 from plt.distributed.connection import outage_guard
 from plt.job.sqlrecord import WITHDRAWN, Account
 
-FAILED_META = "failed_given_up"  # requests the ledger gave up
 NO_ACCOUNT = Account(0, 0, 0, 0, 0, 0, 0, 0, 0, 0)  # Redis gone: nothing to account for
 
 
@@ -32,7 +31,6 @@ class RedisLedgerRecord:
     pending_ahead: Recent
     held: dict[str, int | None]
 
-    @outage_guard(None)
     def settle(self, lease_id: Any) -> None:
         raise NotImplementedError
 
@@ -44,27 +42,17 @@ class RedisLedgerRecord:
         """Runs this request failed in, this one included (carried over by retries)."""
         return int(self.server.hincrby(self.keys.attempts, lease_id, 1))
 
-    @outage_guard(0)
-    def attempts(self, lease_id: Any) -> int:
-        return int(self.server.hget(self.keys.attempts, lease_id) or 0)
-
     @outage_guard(None)
     def fail_request(self, lease_id: Any, item_id: int | None) -> None:
         """Given up by the ledger: kept aside (PLT_JOB_RETRY_FAILED), and its item with it."""
         self.held.pop(lease_id, None)
         self.store.give_up(lease_id, item_id)
-        self.server.hincrby(self.keys.meta, FAILED_META, 1)
-
-    @outage_guard(0)
-    def failed_total(self) -> int:
-        value = self.get_meta(FAILED_META, 0)
-        return value if isinstance(value, int) else 0
 
     @outage_guard(None)
     def show_items(self, item_ids: list[int]) -> None:
         """Record them, and learn which are exported already (one call a page)."""
         for item_id, done in zip(item_ids, self.store.show(item_ids), strict=True):
-            self.exported_recent.put(item_id, done, None if done else NOT_EXPORTED_TTL)
+            learn_exported(self.exported_recent, item_id, done)
 
     @outage_guard(False)
     def item_shown(self, item_id: int) -> bool:
@@ -117,7 +105,7 @@ class RedisLedgerRecord:
         known = self.exported_recent.get(item_id)
         if known is None:
             known = bool(self.server.sismember(self.keys.exported, item_id))
-            self.exported_recent.put(item_id, known, None if known else NOT_EXPORTED_TTL)
+            learn_exported(self.exported_recent, item_id, known)
         return known
 
     @outage_guard(0)

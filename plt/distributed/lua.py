@@ -1,5 +1,10 @@
 """The Redis side of the lease protocol: one Lua script per atomic step.
 
+The steps a worker takes for each request (queue, lease, settle, export, and
+the items a listing page showed) are the steps of plt.distributed.batch's
+BATCH script, which runs several of them in one call; the scripts here are
+the others: leases renewed, expired or given back, retries, status, finish.
+
 Each script runs atomically in Redis, so at every instant a request of the
 crawl is in exactly one place: the queue (a ZSET scored by -priority, members
 are zero-padded ids, so equal priorities pop first in, first out), the lease
@@ -18,86 +23,6 @@ local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
 """
 
 _PRIORITY = "local function prio(v) return -tonumber(string.match(v, '^(%S+)')) end\n"
-
-# Seen check, enqueue and settling of the replaced lease in one step: a worker
-# killed in between can neither lose the request nor leave it half recorded.
-# The request that replaces another (a retry, a redirect) takes over its attempts.
-# KEYS: seen, queue, data, seq, leases, owner, meta, attempts
-# ARGV: fingerprint or '', priority, json, replaced lease or '', seed flag
-PUSH = """
-local added = 1
-if ARGV[1] ~= '' then added = redis.call('SADD', KEYS[1], ARGV[1]) end
-if added == 1 then
-  local id = string.format('%012d', redis.call('INCR', KEYS[4]))
-  redis.call('HSET', KEYS[3], id, ARGV[2] .. ' ' .. ARGV[3])
-  redis.call('ZADD', KEYS[2], -tonumber(ARGV[2]), id)
-  if ARGV[4] ~= '' then
-    local a = redis.call('HGET', KEYS[8], ARGV[4])
-    if a then
-      redis.call('HSET', KEYS[8], id, a)
-      redis.call('HDEL', KEYS[8], ARGV[4])
-    end
-  end
-end
-if ARGV[4] ~= '' then
-  if redis.call('ZREM', KEYS[5], ARGV[4]) + redis.call('ZREM', KEYS[2], ARGV[4]) > 0 then
-    redis.call('HDEL', KEYS[3], ARGV[4])
-  end
-  redis.call('HDEL', KEYS[6], ARGV[4])
-end
-if ARGV[5] == '1' then redis.call('HSET', KEYS[7], 'seeded', '1') end
-return added
-"""
-
-# KEYS: queue, leases, data, owner   ARGV: worker, lease seconds
-POP = (
-    _NOW
-    + """
-local m = redis.call('ZPOPMIN', KEYS[1])
-if #m == 0 then return false end
-redis.call('ZADD', KEYS[2], now + tonumber(ARGV[2]), m[1])
-redis.call('HSET', KEYS[4], m[1], ARGV[1])
-return {m[1], redis.call('HGET', KEYS[3], m[1])}
-"""
-)
-
-_SETTLE_EACH = """
-local function settle(m)
-  local n = redis.call('ZREM', KEYS[4], m) + redis.call('ZREM', KEYS[5], m)
-  if n > 0 then redis.call('HDEL', KEYS[6], m) end
-  redis.call('HDEL', KEYS[7], m)
-  return n
-end
-"""
-
-# The outcome is durable: whether leased (by anyone) or queued again after an
-# expiry, the request is not fetched again.
-# KEYS: -, -, -, leases, queue, data, owner   ARGV: leases...
-SETTLE = (
-    _SETTLE_EACH
-    + """
-local n = 0
-for _, m in ipairs(ARGV) do n = n + settle(m) end
-return n
-"""
-)
-
-# The item, its export record, partial item and leases agree in one step: the
-# item's line goes into the crawl's items stream, once, with its record, so it
-# outlives the worker that wrote it.
-# KEYS: exported, pending, offsets, leases, queue, data, owner, items
-# ARGV: item id, worker, items file offset, item line, leases...
-EXPORT = (
-    _SETTLE_EACH
-    + """
-local added = redis.call('SADD', KEYS[1], ARGV[1])
-if added == 1 then redis.call('XADD', KEYS[8], '*', 'id', ARGV[1], 'line', ARGV[4]) end
-redis.call('HDEL', KEYS[2], ARGV[1])
-redis.call('HSET', KEYS[3], ARGV[2], ARGV[3])
-for i = 5, #ARGV do settle(ARGV[i]) end
-return added
-"""
-)
 
 # Extends the leases this worker still owns; returns those it lost.
 # KEYS: leases, owner, workers   ARGV: worker, lease seconds, leases...

@@ -2,9 +2,10 @@
 
     python -m plt.distributed.merge JOBDIR --redis-url URL [--job NAME]
 
-A worker records each export in Redis together with the item's line (one
-atomic step, plt.distributed.lua EXPORT), in the crawl's items stream: an item
-counts as exported only where it outlives its worker and that worker's disk.
+A worker records each export in Redis together with the item's line, in the
+crawl's items stream, in one atomic step (the export step of
+plt.distributed.batch): an item counts as exported only where it outlives its
+worker and that worker's disk.
 The worker that sees the crawl done writes ``<JOBDIR>/items.jsonl`` from the
 stream; this command does the same on any machine, until the crawl's keys
 expire (PLT_REDIS_FINISHED_TTL after it finished). The file is written

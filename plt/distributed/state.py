@@ -13,7 +13,6 @@ product exported in Redis right after its line is flushed.
 
 from __future__ import annotations
 
-import fcntl
 import logging
 import math
 import os
@@ -29,6 +28,7 @@ from redis.exceptions import RedisError
 from plt.distributed.batch import Recent
 from plt.distributed.connection import (
     DEFAULT_OUTAGE_SECONDS,
+    outage_error,
     outage_guard,
     reachable,
     redis_client,
@@ -39,7 +39,7 @@ from plt.distributed.ledger import RedisLedgerRecord
 from plt.distributed.names import job_name, worker_items_file, worker_name
 from plt.distributed.store import SCHEMA_VERSION, CrawlStatus, JobKeys, LeaseStore
 from plt.job.itemsfile import DEFAULT_ID_FIELD, ITEMS_FILE
-from plt.job.jobdir import JobStateError
+from plt.job.jobdir import JobStateError, lock_jobdir
 from plt.job.store import JobStore
 
 if TYPE_CHECKING:
@@ -88,6 +88,7 @@ class RedisJobState(RedisFrontier, RedisLedgerRecord, JobStore):
         self.held: dict[str, int | None] = {}
         self.lease_batch = max(1, settings.getint("PLT_REDIS_LEASE_BATCH", DEFAULT_LEASE_BATCH))
         self.ahead: deque[tuple[str, str]] = deque()
+        self.leased_with: dict[str, tuple[bytes | None, bool | None]] = {}
         self.pending_ahead = Recent(PENDING_AHEAD_SIZE, PENDING_AHEAD_TTL, time.monotonic)
         self.exported_recent = Recent(EXPORTED_RECENT_SIZE, math.inf, time.monotonic)
         self._meta_cache: dict[str, Any] = {}
@@ -152,16 +153,11 @@ class RedisJobState(RedisFrontier, RedisLedgerRecord, JobStore):
     def _lock(self) -> None:
         assert self.jobdir is not None
         path = self.jobdir / self._lock_name
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            os.close(fd)
-            raise JobStateError(
-                f"Worker {self.worker} is already running on {self.jobdir} "
-                f"(lock {path}); give each worker its own PLT_WORKER_NAME."
-            ) from None
-        self._lock_fd = fd
+        busy = (
+            f"Worker {self.worker} is already running on {self.jobdir} "
+            f"(lock {path}); give each worker its own PLT_WORKER_NAME."
+        )
+        self._lock_fd = lock_jobdir(self.jobdir, path, busy)
 
     def _reset(self) -> None:
         removed = self.store.reset()
@@ -210,14 +206,6 @@ class RedisJobState(RedisFrontier, RedisLedgerRecord, JobStore):
             os.close(self._lock_fd)
             self._lock_fd = None
 
-    def redis_failed(self, error: Exception) -> JobStateError:
-        """Redis stayed away past PLT_REDIS_OUTAGE_SECONDS: the worker stops (exit 2)."""
-        return JobStateError(
-            f"Redis at REDIS_URL failed for more than {self.outage_seconds:.0f} s "
-            f"(PLT_REDIS_OUTAGE_SECONDS): {error}. The worker stops; its leases expire and "
-            f"go back to the queue. Start it again once Redis is back."
-        )
-
     @property
     def _lock_name(self) -> str:
         return f".worker-{self.worker}.lock"
@@ -232,7 +220,7 @@ class RedisJobState(RedisFrontier, RedisLedgerRecord, JobStore):
         try:
             raw = self.server.hget(self.keys.meta, key)
         except RedisError as exc:
-            self.fail(self.redis_failed(exc))
+            self.fail(outage_error(self.outage_seconds, exc))
             return default
         value = ujson.loads(raw) if raw is not None else default
         if raw is not None and key in _CONSTANT_META:

@@ -15,6 +15,7 @@ from redis import Redis
 
 from plt.distributed import lua
 from plt.distributed.batch import BATCH, BatchingRedis, Steps
+from plt.job.itemsfile import DEFAULT_ID_FIELD
 from plt.job.sqlrecord import GIVEN_UP_ITEM, TO_DO
 
 SCHEMA_VERSION = 2  # 2: the crawl's identity (plt.distributed.identity)
@@ -91,10 +92,6 @@ class LeaseStore:
         self.server = server
         self.keys = keys
         register = server.register_script
-        self._push = register(lua.PUSH)
-        self._pop = register(lua.POP)
-        self._settle = register(lua.SETTLE)
-        self._export = register(lua.EXPORT)
         self._renew = register(lua.RENEW)
         self._requeue = register(lua.REQUEUE_EXPIRED)
         self._give_back = register(lua.GIVE_BACK)
@@ -109,11 +106,6 @@ class LeaseStore:
         self.steps = Steps()
         if isinstance(server, BatchingRedis):
             server.flush_hook = self.flush
-
-    @property
-    def _settle_keys(self) -> list[str]:
-        k = self.keys
-        return [k.exported, k.pending, k.offsets, k.leases, k.queue, k.data, k.owner]
 
     # -- batched steps (plt.distributed.batch) ----------------------------------
 
@@ -165,22 +157,19 @@ class LeaseStore:
         return [bool(flag) for flag in self.run("show", *item_ids)] if item_ids else []
 
     def pop(self, worker: str, lease_seconds: float) -> tuple[str, str | None] | None:
-        k = self.keys
-        row = self._pop(keys=[k.queue, k.leases, k.data, k.owner], args=[worker, lease_seconds])
-        if not row:
-            return None
-        lease, value = row
-        return _text(lease), (_text(value).split(" ", 1)[1] if value else None)
+        """Lease one request now: (lease, stored JSON), or None when none is queued."""
+        rows = self.pop_many(worker, lease_seconds, 1, DEFAULT_ID_FIELD)
+        return (rows[0].lease, rows[0].data) if rows else None
 
     def settle(self, leases: list[str]) -> int:
-        return int(self._settle(keys=self._settle_keys, args=leases)) if leases else 0
+        """Settle leases now: how many were leased or queued."""
+        return int(self.run("settle", *leases)) if leases else 0
 
     def export(
         self, item_id: int, worker: str, offset: int, leases: list[str], line: bytes = b""
     ) -> bool:
         """Record the item (and its line, in the items stream) unless it is; settle leases."""
-        keys = [*self._settle_keys, self.keys.items]
-        return bool(self._export(keys=keys, args=[item_id, worker, offset, line, *leases]))
+        return bool(self.run("export", item_id, worker, offset, line, *leases))
 
     def items(self, batch: int = 1000) -> Iterator[tuple[int, bytes]]:
         """(item id, line) of every exported item, in export order, read in batches."""

@@ -67,8 +67,10 @@ def check_jobdir(jobdir: Path, files: tuple[str, ...] = ()) -> None:
             raise JobStateError(read_only(path, jobdir))
 
 
-def lock_jobdir(jobdir: Path, lock_path: Path) -> int:
-    """Hold the job's lock (flock, released when the process dies); its fd."""
+def lock_jobdir(jobdir: Path, lock_path: Path, busy: str | None = None) -> int:
+    """Hold the job's lock (flock, released when the process dies); its fd.
+
+    ``busy`` is the message when another live process holds it."""
     try:
         fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
     except PermissionError:
@@ -79,7 +81,8 @@ def lock_jobdir(jobdir: Path, lock_path: Path) -> int:
         owner = os.read(fd, 64).decode(errors="replace").strip() or "unknown"
         os.close(fd)
         raise JobStateError(
-            f"The job directory {jobdir} is in use by another live process "
+            busy
+            or f"The job directory {jobdir} is in use by another live process "
             f"(pid {owner}, lock {lock_path}). Wait for it to finish or stop it; "
             f"two crawls must not share one JOBDIR."
         ) from None
